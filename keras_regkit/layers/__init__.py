@@ -1,0 +1,1 @@
+"""keras_regkit layers: stochastic regularization Keras lacks."""
