@@ -1,1 +1,10 @@
 """keras_regkit layers: stochastic regularization Keras lacks."""
+
+from keras_regkit.layers.concrete_dropout import ConcreteDropout
+from keras_regkit.layers.concrete_dropout import concrete_dropout
+from keras_regkit.layers.concrete_dropout import concrete_dropout_regularization
+from keras_regkit.layers.drop_connect import DropConnect
+from keras_regkit.layers.drop_connect import DropConnectDense
+from keras_regkit.layers.drop_connect import drop_connect_kernel
+from keras_regkit.layers.weight_noise import GaussianWeightNoise
+from keras_regkit.layers.weight_noise import gaussian_weight_noise

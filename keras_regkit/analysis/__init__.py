@@ -1,0 +1,1 @@
+"""Diagnosis, uncertainty, comparisons and plots."""

@@ -1,0 +1,99 @@
+"""Training-curve plots written to PNG files (Agg backend, no windows)."""
+
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+# The seed's dictionaries use train_loss / train_acc; Keras uses loss /
+# accuracy. Each metric lists the keys accepted for it, preferred first.
+_KEYS = {
+    "loss": ("loss", "train_loss"),
+    "val_loss": ("val_loss",),
+    "acc": ("accuracy", "acc", "train_acc", "sparse_categorical_accuracy",
+            "categorical_accuracy"),
+    "val_acc": ("val_accuracy", "val_acc", "val_sparse_categorical_accuracy",
+                "val_categorical_accuracy"),
+}
+
+
+def history_dict(history):
+    """Returns the metrics dict of a Keras History or a plain mapping."""
+    data = getattr(history, "history", history)
+    if not isinstance(data, dict):
+        raise TypeError(
+            "Invalid value received for argument `history`. Expected a Keras "
+            f"History or a dict of lists. Received: history={history!r}"
+        )
+    return data
+
+
+def _pick(data, name):
+    for key in _KEYS[name]:
+        if data.get(key):
+            return list(data[key])
+    return None
+
+
+def fit_verdict(train_acc, val_acc, gap_threshold=0.1, underfit_acc=0.7):
+    """The seed's reading of final accuracies: overfitting/underfitting/good."""
+    gap = train_acc - val_acc
+    if gap > gap_threshold:
+        return "overfitting"
+    if val_acc < underfit_acc:
+        return "underfitting"
+    return "good fit"
+
+
+def plot_training_diagnostics(history, path=None, title=None, verbose=False):
+    """Loss and accuracy curves side by side, final validation loss marked.
+
+    Args:
+        history: a Keras History or a dict of per-epoch lists (`loss` /
+            `train_loss`, `val_loss`, `accuracy` / `train_acc`,
+            `val_accuracy` / `val_acc`).
+        path: PNG file to write. Defaults to `None` (no file).
+        title: figure title. Defaults to `None`.
+        verbose: print the final accuracy gap and its verdict. Defaults to
+            `False`.
+
+    Returns:
+        The matplotlib Figure.
+    """
+    data = history_dict(history)
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4), dpi=100)
+    for ax, (train_key, val_key), label in (
+        (ax_loss, ("loss", "val_loss"), "loss"),
+        (ax_acc, ("acc", "val_acc"), "accuracy"),
+    ):
+        train, val = _pick(data, train_key), _pick(data, val_key)
+        if train:
+            ax.plot(range(1, len(train) + 1), train, label=f"train {label}")
+        if val:
+            ax.plot(range(1, len(val) + 1), val, label=f"validation {label}")
+        if val and label == "loss" and math.isfinite(val[-1]):
+            ax.scatter([len(val)], [val[-1]], color="red", zorder=3,
+                       label=f"final val loss {val[-1]:.3f}")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        if train or val:
+            ax.legend()
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    train_acc, val_acc = _pick(data, "acc"), _pick(data, "val_acc")
+    if verbose and train_acc and val_acc:
+        gap = train_acc[-1] - val_acc[-1]
+        print(f"Final train-val accuracy gap: {gap:.4f} "
+              f"({fit_verdict(train_acc[-1], val_acc[-1])})")
+    if path is not None:
+        from keras_regkit._run_files import atomic_write_bytes
+        import io
+
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png")
+        atomic_write_bytes(path, buffer.getvalue())
+    return fig

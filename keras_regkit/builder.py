@@ -1,0 +1,427 @@
+"""ProductionModelBuilder: a capacity preset turned into a trained model.
+
+The builder is a facade: the preset (`models/presets.py`) fixes width, depth
+and regularization together; a backbone (`models/*.py`) builds the network;
+`data/pipeline.py` feeds it through tf.data with per-batch augmentation; the
+callbacks watch and save the run. The seed's usage runs unchanged:
+
+    builder = ProductionModelBuilder((32, 32, 3), 10, model_capacity="medium")
+    model, history = builder.train(X_train, y_train, X_val, y_val,
+                                   epochs=200, batch_size=64)
+"""
+
+import contextlib
+import time
+import warnings
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_regkit import _run_files
+from keras_regkit._validation import check_choice, check_int, check_seed, invalid
+from keras_regkit.callbacks import OverfittingDetector
+from keras_regkit.data.augmentation import get_augmentation
+from keras_regkit.data.pipeline import make_dataset
+from keras_regkit.losses import LabelSmoothingCrossEntropy
+from keras_regkit.metrics import TopKAccuracy
+from keras_regkit.models import ARCHITECTURES
+from keras_regkit.models.presets import get_preset
+from keras_regkit.precision import resolve_precision
+from keras_regkit.schedules import make_learning_rate
+from keras_regkit.tta import tta_predict
+
+AUGMENT_ON = ("pipeline", "model")
+NO_DECAY_NAMES = ("bias", "gamma", "beta")
+
+
+class ProductionModelBuilder:
+    """Builds, compiles and trains a regularized Keras model from a preset.
+
+    Args:
+        input_shape: shape of one input image, e.g. `(32, 32, 3)`.
+        num_classes: number of classes (>= 2).
+        model_capacity: `"small"`, `"medium"`, `"large"`, `"fast"`, a
+            `CapacityPreset`, or a path to a YAML preset file. Defaults to
+            `"medium"`.
+        seed: seed for weights, shuffling and augmentation. Defaults to
+            `None`.
+        strategy: an optional `tf.distribute.Strategy`; models are built and
+            compiled in its scope and `batch_size` is the global batch.
+            Defaults to `None`.
+        augment_on: `"pipeline"` (augment in tf.data, on the host CPU) or
+            `"model"` (augmentation layers at the front of the model, on the
+            accelerator). Defaults to `"pipeline"`.
+        precision: `"float32"`, `"mixed_bfloat16"`, `"mixed_float16"` or
+            `"auto"` (bfloat16 only on CPUs with native BF16). Defaults to
+            `"float32"`.
+        **overrides: single preset fields to override, e.g. `epochs=5`.
+
+    Example:
+
+    >>> builder = ProductionModelBuilder((32, 32, 3), 10, "small", epochs=1)
+    >>> builder.reg_config["dropout_dense"]
+    0.2
+    """
+
+    def __init__(self, input_shape, num_classes, model_capacity="medium",
+                 seed=None, strategy=None, augment_on="pipeline",
+                 precision="float32", **overrides):
+        shape = tuple(input_shape) if isinstance(input_shape, (list, tuple)) \
+            else input_shape
+        if (not isinstance(shape, tuple) or not shape or not all(
+                isinstance(d, (int, np.integer)) and not isinstance(d, bool)
+                and d > 0 for d in shape)):
+            raise invalid("input_shape", input_shape,
+                          "a tuple of positive integers, e.g. (32, 32, 3)")
+        self.input_shape = tuple(int(d) for d in shape)
+        self.num_classes = check_int("num_classes", num_classes, 2)
+        self.preset = get_preset(model_capacity, **overrides)
+        self.seed = check_seed("seed", seed)
+        if strategy is not None and not isinstance(
+                strategy, tf.distribute.Strategy):
+            raise invalid("strategy", strategy,
+                          "a tf.distribute.Strategy or None", TypeError)
+        self.strategy = strategy
+        self.augment_on = check_choice("augment_on", augment_on, AUGMENT_ON)
+        self.precision = resolve_precision(precision)
+
+    @property
+    def reg_config(self):
+        """The seed's regularization mapping for this preset."""
+        return dict(self.preset.reg_config)
+
+    def _scope(self):
+        if self.strategy is None:
+            return contextlib.nullcontext()
+        return self.strategy.scope()
+
+    def _seed_all(self):
+        if self.seed is not None:
+            keras.utils.set_random_seed(self.seed)
+
+    def build_model(self, architecture=None):
+        """Builds the preset's functional model (uncompiled).
+
+        Args:
+            architecture: `"cnn"`, `"mlp"`, `"resnet"` or `"fast"`. Defaults
+                to the preset's architecture.
+        """
+        architecture = architecture or self.preset.architecture
+        check_choice("architecture", architecture, tuple(ARCHITECTURES))
+        if architecture != "mlp" and len(self.input_shape) != 3:
+            raise invalid("input_shape", self.input_shape,
+                          f"(height, width, channels) for architecture="
+                          f"{architecture!r}")
+        self._seed_all()
+        with self._scope(), self.precision.policy_scope():
+            return ARCHITECTURES[architecture](
+                self.input_shape, self.num_classes, self.preset
+            )
+
+    def _optimizer(self, learning_rate):
+        preset = self.preset
+        decay = (preset.weight_decay
+                 if preset.weight_decay_mode == "decoupled" else None) or None
+        if preset.optimizer == "sgd":
+            opt = keras.optimizers.SGD(
+                learning_rate, momentum=preset.momentum,
+                nesterov=preset.nesterov, weight_decay=decay,
+            )
+        else:
+            opt = keras.optimizers.AdamW(
+                learning_rate, weight_decay=decay or 0.0
+            )
+        if decay:
+            opt.exclude_from_weight_decay(var_names=list(NO_DECAY_NAMES))
+        return opt
+
+    def compile_model(self, model, learning_rate=0.001, steps_per_epoch=None,
+                      epochs=None, jit_compile="auto"):
+        """Compiles `model` with the preset's loss, optimizer and metrics.
+
+        Loss: cross-entropy with the preset's label smoothing, for integer,
+        one-hot or MixUp/CutMix soft labels alike. Optimizer: AdamW (or SGD)
+        with decoupled weight decay when the preset's `weight_decay_mode` is
+        `"decoupled"` (the backbone then carries no L2 penalty), so the
+        same penalty is never applied twice. Metrics, in the seed's order:
+        `accuracy`, `top5_accuracy`.
+
+        Args:
+            model: a Keras model.
+            learning_rate: base learning rate; `None` takes the preset's.
+                Defaults to `0.001` (the seed's).
+            steps_per_epoch: steps per epoch, for the preset's schedule.
+                Defaults to `None` (constant rate).
+            epochs: epochs, for the preset's schedule. Defaults to `None`.
+            jit_compile: passed to `Model.compile`. Defaults to `"auto"`.
+        """
+        preset = self.preset
+        lr = preset.learning_rate if learning_rate is None else learning_rate
+        lr = make_learning_rate(
+            preset.lr_schedule, lr, steps_per_epoch, epochs,
+            preset.warmup_epochs, getattr(preset, "min_learning_rate", 0.0),
+        )
+        with self._scope():
+            model.compile(
+                optimizer=self._optimizer(lr),
+                loss=LabelSmoothingCrossEntropy(epsilon=preset.label_smoothing),
+                metrics=[
+                    "accuracy", TopKAccuracy(min(5, self.num_classes)),
+                ],
+                jit_compile=jit_compile,
+            )
+        return model
+
+    def get_callbacks(self, log_dir="./logs", run_dir=None, validation=True):
+        """The preset's callbacks.
+
+        EarlyStopping (restores the best weights), ReduceLROnPlateau when the
+        preset's schedule is "plateau", TerminateOnNaN, OverfittingDetector
+        (threshold 0.15, as the seed), TensorBoard into `log_dir`, and, in
+        the run folder, BackupAndRestore, an atomic best-model checkpoint
+        (`best_model.keras`, by validation accuracy) and `history.csv`.
+
+        Args:
+            log_dir: TensorBoard folder; `None` for none. Defaults to
+                `"./logs"`.
+            run_dir: run folder for the checkpoint, backup and history;
+                defaults to `log_dir`. Defaults to `None`.
+            validation: whether validation data will be given; without it
+                the callbacks watch the training metrics. Defaults to `True`.
+        """
+        preset = self.preset
+        prefix = "val_" if validation else ""
+        run_dir = Path(run_dir) if run_dir is not None else (
+            Path(log_dir) if log_dir is not None else None)
+        callbacks = []
+        if run_dir is not None:
+            callbacks.append(keras.callbacks.BackupAndRestore(
+                str(run_dir / "backup"), double_checkpoint=True))
+        callbacks.append(keras.callbacks.TerminateOnNaN())
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor=prefix + "loss", patience=preset.early_stopping_patience,
+            restore_best_weights=True))
+        if preset.lr_schedule == "plateau":
+            callbacks.append(keras.callbacks.ReduceLROnPlateau(
+                monitor=prefix + "loss", factor=0.5,
+                patience=max(1, preset.early_stopping_patience // 3),
+                min_lr=1e-7))
+        callbacks.append(OverfittingDetector(threshold=0.15))
+        if run_dir is not None:
+            callbacks.append(_run_files.BestModelCheckpoint(
+                run_dir / "best_model.keras", monitor=prefix + "accuracy"))
+            callbacks.append(_run_files.HistoryRecorder(
+                run_dir / "history.csv"))
+        if log_dir is not None:
+            callbacks.append(keras.callbacks.TensorBoard(str(log_dir)))
+        return callbacks
+
+    def get_data_augmentation(self):
+        """The preset's augmentation as one Keras layer (None for "none").
+
+        For "medium" this is the seed's: horizontal flip, rotation 0.1,
+        zoom 0.1, translation 0.1 x 0.1 and contrast 0.1.
+        """
+        return get_augmentation(self.preset.augmentation, seed=self.seed)
+
+    def make_dataset(self, x, y=None, batch_size=None, training=True):
+        """A tf.data pipeline for this builder (see `data.make_dataset`)."""
+        if isinstance(x, tf.data.Dataset):
+            if y is not None:
+                raise invalid("y", type(y).__name__,
+                              "None when x is a tf.data.Dataset")
+            return x
+        batch_size = batch_size or self.preset.batch_size
+        augment = training and self.augment_on == "pipeline"
+        mix = None
+        if training and (self.preset.mixup_alpha or self.preset.cutmix_alpha):
+            mix = {"mixup_alpha": self.preset.mixup_alpha,
+                   "cutmix_alpha": self.preset.cutmix_alpha}
+        return make_dataset(
+            x, y, batch_size, training=training,
+            augmentation=self.get_data_augmentation() if augment else None,
+            mix=mix, num_classes=self.num_classes, seed=self.seed,
+        )
+
+    def _with_model_augmentation(self, model):
+        augmentation = self.get_data_augmentation()
+        if augmentation is None:
+            return model
+        inputs = keras.Input(self.input_shape)
+        outputs = model(augmentation(inputs))
+        return keras.Model(inputs, outputs, name=model.name)
+
+    def train(self, X_train, y_train=None, X_val=None, y_val=None,
+              epochs=None, batch_size=None, architecture=None, run_dir=None,
+              callbacks=None, verbose="auto", jit_compile="auto",
+              overwrite=False):
+        """Builds, compiles and fits the preset's model.
+
+        Args:
+            X_train: images (uint8 0-255 or float 0-1) or a tf.data.Dataset
+                of `(images, one-hot labels)` batches.
+            y_train: integer or one-hot labels; `None` with a dataset.
+            X_val: validation images or dataset. Defaults to `None`.
+            y_val: validation labels. Defaults to `None`.
+            epochs: defaults to the preset's epochs.
+            batch_size: global batch size; defaults to the preset's.
+            architecture: defaults to the preset's.
+            run_dir: run folder (checkpoint, `history.csv`, `summary.json`,
+                `config.yaml`, TensorBoard logs, plots); an interrupted run
+                resumes from it. Defaults to `None` (no files).
+            callbacks: extra callbacks. Defaults to `None`.
+            verbose: passed to `fit`. Defaults to `"auto"`.
+            jit_compile: passed to `compile`. Defaults to `"auto"`.
+            overwrite: replace a finished run already in `run_dir`. Without
+                it such a folder is refused (nothing a user produced is
+                overwritten). Defaults to `False`.
+
+        Returns:
+            `(model, history)`: the model with the best weights restored, and
+            the Keras History (every epoch of the run folder on resume).
+        """
+        epochs = check_int("epochs", epochs or self.preset.epochs, 1)
+        batch_size = check_int("batch_size",
+                               batch_size or self.preset.batch_size, 1)
+        if (X_val is None) != (y_val is None) and not isinstance(
+                X_val, tf.data.Dataset):
+            raise invalid("y_val", None if y_val is None else "array",
+                          "labels given together with X_val")
+        self._seed_all()
+        train_ds = self.make_dataset(X_train, y_train, batch_size, True)
+        val_ds = None
+        if X_val is not None:
+            val_ds = self.make_dataset(X_val, y_val, batch_size, False)
+        steps = int(train_ds.cardinality().numpy())
+        steps = steps if steps > 0 else None
+        model = self.build_model(architecture)
+        if self.augment_on == "model":
+            with self._scope():
+                model = self._with_model_augmentation(model)
+        self.compile_model(model, learning_rate=None, steps_per_epoch=steps,
+                           epochs=epochs, jit_compile=jit_compile)
+        run_dir = Path(run_dir) if run_dir is not None else None
+        if run_dir is not None:
+            _prepare_run_dir(run_dir, overwrite, self.preset)
+        cbs = self.get_callbacks(
+            log_dir=None if run_dir is None else run_dir / "logs",
+            run_dir=run_dir, validation=val_ds is not None)
+        cbs += list(callbacks or [])
+        if run_dir is not None:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            self.preset.to_yaml(run_dir / "config.yaml")
+        start = time.perf_counter()
+        try:
+            history = model.fit(train_ds, validation_data=val_ds,
+                                epochs=epochs, callbacks=cbs, verbose=verbose)
+        finally:
+            wall = time.perf_counter() - start
+        if run_dir is not None:
+            self._finish_run(model, history, cbs, run_dir, wall, X_train)
+        return model, history
+
+    def _finish_run(self, model, history, callbacks, run_dir, wall, x):
+        recorder = next(c for c in callbacks
+                        if isinstance(c, _run_files.HistoryRecorder))
+        full = recorder.history()
+        if full:
+            history.history = full
+        n_images = len(x) if hasattr(x, "__len__") and not isinstance(
+            x, tf.data.Dataset) else None
+        epochs_run = len(history.epoch)
+        summary = {
+            "preset": self.preset.name,
+            "seed": self.seed,
+            "epochs_recorded": len(next(iter(full.values()), [])),
+            "epochs_this_run": epochs_run,
+            "wall_time_s": wall,
+            "images_per_s": (n_images * epochs_run / wall
+                             if n_images and wall > 0 else None),
+            "final": {k: v[-1] for k, v in full.items() if v},
+        }
+        for key, better in (("val_accuracy", max), ("val_loss", min)):
+            if full.get(key):
+                value = better(full[key])
+                summary["best_" + key] = value
+                summary["best_" + key + "_epoch"] = full[key].index(value)
+        _run_files.atomic_write_json(run_dir / "summary.json", summary)
+        _run_files.atomic_save_model(model, run_dir / "final_model.keras")
+        try:
+            from keras_regkit.analysis.plots import plot_training_diagnostics
+            plot_training_diagnostics(full, run_dir / "training_curves.png")
+        except Exception as exc:  # plots must never cost the run its files
+            warnings.warn(f"Could not write training plots: {exc}",
+                          stacklevel=2)
+
+    def predict(self, model, x, batch_size=256, tta=False):
+        """Class probabilities, optionally averaged over test-time views.
+
+        Args:
+            model: a trained model.
+            x: images (uint8 or float in [0, 1]).
+            batch_size: prediction batch size. Defaults to `256`.
+            tta: `False`, `True` / `"flip"` (original + mirror) or
+                `"flip_translate"` (also shifted views). Defaults to `False`.
+        """
+        return tta_predict(model, _to_float(x), batch_size=batch_size, tta=tta)
+
+    def evaluate(self, model, x, y, batch_size=256, tta=False):
+        """Accuracy (and loss) on `(x, y)`, optionally with test-time views.
+
+        Returns a dict with `accuracy` and `loss` (cross-entropy of the
+        averaged probabilities, without label smoothing).
+        """
+        probs = self.predict(model, x, batch_size=batch_size, tta=tta)
+        labels = np.asarray(y)
+        if labels.ndim == 2 and labels.shape[-1] == probs.shape[-1]:
+            labels = labels.argmax(-1)
+        labels = labels.reshape(-1).astype("int64")
+        picked = probs[np.arange(len(labels)), labels]
+        return {
+            "accuracy": float((probs.argmax(-1) == labels).mean()),
+            "loss": float(-np.log(np.clip(picked, 1e-7, 1.0)).mean()),
+        }
+
+
+RUN_FILES = ("history.csv", "summary.json", "best_model.keras",
+             "best_model.best.json", "final_model.keras", "config.yaml",
+             "training_curves.png")
+
+
+def _prepare_run_dir(run_dir, overwrite, preset):
+    """Checks a run folder before training.
+
+    A folder with `summary.json` holds a finished run: refused unless
+    `overwrite`. Any other folder with run files holds an interrupted run,
+    which is resumed; its `config.yaml` must match `preset`.
+    """
+    existing = [name for name in RUN_FILES if (run_dir / name).exists()]
+    if "summary.json" in existing:
+        if not overwrite:
+            raise FileExistsError(
+                f"Run folder {run_dir} already holds a finished run "
+                f"({', '.join(existing)}). Choose another run_dir (--out) or "
+                "pass overwrite=True (--overwrite) to replace it.")
+        for name in existing:
+            (run_dir / name).unlink()
+        return
+    config = run_dir / "config.yaml"
+    if config.exists():
+        saved = type(preset).from_yaml(config).to_dict()
+        ours = preset.to_dict()
+        changed = sorted(k for k in ours if saved.get(k) != ours[k])
+        if changed:
+            raise ValueError(
+                f"Cannot resume the run in {run_dir} with a different config: "
+                + ", ".join(f"{k}={ours[k]!r} (run has {saved.get(k)!r})"
+                            for k in changed)
+                + ". Use the same flags, or another run_dir (--out).")
+
+
+def _to_float(x):
+    x = np.asarray(x)
+    if x.dtype == np.uint8:
+        return x.astype("float32") / 255.0
+    return x.astype("float32")
