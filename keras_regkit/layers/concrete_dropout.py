@@ -37,6 +37,7 @@ def concrete_dropout(inputs, p, temperature=0.1, seed=None):
     Returns:
         A tensor shaped like `inputs`.
     """
+    inputs = ops.convert_to_tensor(inputs)
     p = ops.cast(p, inputs.dtype)
     u = keras.random.uniform(ops.shape(inputs), dtype=inputs.dtype, seed=seed)
     logits = (
@@ -46,7 +47,7 @@ def concrete_dropout(inputs, p, temperature=0.1, seed=None):
         - ops.log(1.0 - u + _EPSILON)
     )
     drop = ops.sigmoid(logits / temperature)
-    return inputs * (1.0 - drop) / (1.0 - p)
+    return ops.multiply(inputs, 1.0 - drop) / (1.0 - p)
 
 
 def concrete_dropout_regularization(

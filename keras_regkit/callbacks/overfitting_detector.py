@@ -1,0 +1,356 @@
+"""OverfittingDetector: declares the epoch where overfitting started."""
+
+import json
+import math
+import os
+import warnings
+
+import keras
+
+from keras_regkit._registry import register
+from keras_regkit._validation import check_choice
+from keras_regkit._validation import check_int
+from keras_regkit._validation import check_non_negative
+from keras_regkit._validation import invalid
+
+_ACCURACY_NAMES = (
+    "accuracy", "acc", "sparse_categorical_accuracy", "categorical_accuracy",
+    "binary_accuracy",
+)
+
+
+def _as_float(value):
+    """`float(value)`, or None for a missing or non-scalar value."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value
+
+
+def find_accuracy_key(logs, name=None):
+    """Returns the train accuracy key of `logs` that has a `val_` twin.
+
+    `name` (a train-side name such as `"top1"`) wins when given; otherwise
+    the usual Keras names are tried, then any key ending in `accuracy` or
+    `acc` that is not a top-k metric.
+    """
+    keys = set(logs)
+    if name is not None:
+        return name if {name, "val_" + name} <= keys else None
+    for key in _ACCURACY_NAMES:
+        if {key, "val_" + key} <= keys:
+            return key
+    for key in sorted(keys):
+        if key.startswith("val_") or "top" in key or "val_" + key not in keys:
+            continue
+        if key.endswith("accuracy") or key.endswith("acc"):
+            return key
+    return None
+
+
+def overfitting_onset(records, patience):
+    """Returns `(onset, fired)` epochs of the first `patience`-long run.
+
+    `records` are epoch records in order, each with a boolean `"signal"`.
+    A run is a sequence of consecutive epochs whose signal holds; the first
+    run that reaches `patience` epochs declares overfitting at its last
+    epoch (`fired`) with `onset` its first epoch. Returns `(None, None)`
+    when no run is long enough.
+    """
+    start, previous = None, None
+    for record in records:
+        epoch = record["epoch"]
+        contiguous = previous is not None and epoch == previous + 1
+        if record["signal"]:
+            if start is None or not contiguous:
+                start = epoch
+            if epoch - start + 1 >= patience:
+                return start, epoch
+        else:
+            start = None
+        previous = epoch
+    return None, None
+
+
+def epoch_signals(record, history, threshold, acc_threshold, min_delta):
+    """Computes the gaps and the overfitting signal of one epoch record.
+
+    Args:
+        record: mapping with `loss`, `val_loss`, `accuracy`, `val_accuracy`
+            (accuracies may be None).
+        history: the earlier records of the run, oldest first.
+        threshold: relative loss gap above which a stalled epoch signals.
+        acc_threshold: accuracy gap above which a stalled epoch signals, or
+            None.
+        min_delta: smallest change of the validation loss that counts as
+            an improvement or a rise.
+
+    Returns:
+        A dict with `loss_gap` (`(val_loss - loss) / |loss|`), `acc_gap`
+        (train minus validation accuracy, or None), `improved` (validation
+        loss below its best so far by more than `min_delta`; True on the
+        first epoch), `rising` (validation loss above the previous epoch's
+        by more than `min_delta` while the training loss fell) and `signal`
+        (`rising`, or a gap over its threshold on an epoch that did not
+        improve).
+    """
+    loss, val_loss = record["loss"], record["val_loss"]
+    loss_gap = (val_loss - loss) / max(abs(loss), 1e-12)
+    acc_gap = None
+    if record["accuracy"] is not None and record["val_accuracy"] is not None:
+        acc_gap = record["accuracy"] - record["val_accuracy"]
+    earlier = [r["val_loss"] for r in history if not math.isnan(r["val_loss"])]
+    improved = not earlier or val_loss < min(earlier) - min_delta
+    rising = False
+    if history and history[-1]["epoch"] == record["epoch"] - 1:
+        previous = history[-1]
+        rising = (val_loss > previous["val_loss"] + min_delta
+                  and loss < previous["loss"])
+    gap = loss_gap > threshold
+    if acc_threshold is not None and acc_gap is not None:
+        gap = gap or acc_gap > acc_threshold
+    return {"loss_gap": loss_gap, "acc_gap": acc_gap,
+            "improved": bool(improved), "rising": bool(rising),
+            "signal": bool(rising or (gap and not improved))}
+
+
+@register
+class OverfittingDetector(keras.callbacks.Callback):
+    """Detects overfitting from the train/validation gap and acts on it.
+
+    At each epoch end the detector reads the training and validation loss
+    (and accuracy, under whatever name the model compiled it). An epoch
+    signals when the relative loss gap `(val_loss - loss) / loss` exceeds
+    `threshold` (the seed's `val_loss > loss * (1 + threshold)`) or the
+    accuracy gap exceeds `acc_threshold` while the validation loss did not
+    improve on its best by more than `min_delta` (a gap while validation
+    still improves is the ordinary generalization gap, not overfitting),
+    and also when the validation loss rose by more than `min_delta` while
+    the training loss fell. Overfitting is declared after `patience`
+    consecutive signal epochs; `onset_epoch` is the first of them (0-based,
+    like Keras) and the action runs once. Every epoch adds `overfit_gap` and
+    `overfitting` (0/1, latched once declared) to the logs, so they reach
+    History, CSVLogger and TensorBoard placed after it in the callback list.
+
+    Without validation metrics it warns once and changes nothing; it never
+    raises inside `fit` (a callable `action` runs unguarded). Its state is a
+    list of records: with `state_path` it is written atomically after each
+    epoch and reloaded at `on_train_begin`, so a run resumed through
+    `keras.callbacks.BackupAndRestore` keeps the epochs done before the
+    interruption (put the detector before BackupAndRestore in the list).
+    Records of epochs that a fit runs again are replaced, never duplicated.
+
+    Args:
+        threshold: non-negative relative loss gap. Defaults to `0.1`.
+        patience: consecutive signal epochs needed. Defaults to `2`.
+        min_delta: non-negative change of the validation loss below which it
+            neither improves nor rises. Defaults to `0.0`.
+        monitor: the loss key; its validation twin is `"val_" + monitor`.
+            Defaults to `"loss"`.
+        acc_threshold: float in [0, 1], train-minus-validation accuracy gap
+            that also signals, or None. Defaults to `None`.
+        action: `"warn"`, `"stop"` (sets `model.stop_training`) or a
+            callable `(detector, epoch, logs)`. Defaults to `"warn"`.
+        start_epoch: epochs before this one are recorded but never signal.
+            Defaults to `0`.
+        verbose: 0 silent, 1 a line when overfitting is declared (the
+            `"warn"` action warns instead), 2 also one line per epoch.
+            Defaults to `1`.
+        acc_metric: train-side accuracy key, or None to find it. Defaults to
+            `None`.
+        state_path: JSON file that keeps the records across interrupted
+            runs, or None. Defaults to `None`.
+
+    Example:
+
+    >>> detector = OverfittingDetector(threshold=0.15, action="stop")
+    >>> model.fit(x, y, validation_split=0.2, callbacks=[detector])
+    >>> print(detector.summary())
+    """
+
+    def __init__(self, threshold=0.1, patience=2, min_delta=0.0,
+                 monitor="loss", acc_threshold=None, action="warn",
+                 start_epoch=0, verbose=1, acc_metric=None, state_path=None):
+        super().__init__()
+        self.threshold = check_non_negative("threshold", threshold)
+        self.patience = check_int("patience", patience, 1)
+        self.min_delta = check_non_negative("min_delta", min_delta)
+        if not isinstance(monitor, str) or not monitor:
+            raise invalid("monitor", monitor, "a non-empty metric name")
+        self.monitor = monitor[4:] if monitor.startswith("val_") else monitor
+        if acc_threshold is not None:
+            acc_threshold = check_non_negative("acc_threshold", acc_threshold)
+            if acc_threshold > 1:
+                raise invalid("acc_threshold", acc_threshold,
+                              "None or a float in [0, 1]")
+        self.acc_threshold = acc_threshold
+        if not callable(action):
+            check_choice("action", action, ("warn", "stop"))
+        self.action = action
+        self.start_epoch = check_int("start_epoch", start_epoch, 0)
+        self.verbose = check_int("verbose", verbose, 0, 2)
+        if acc_metric is not None and (not isinstance(acc_metric, str)
+                                       or not acc_metric):
+            raise invalid("acc_metric", acc_metric, "None or a metric name")
+        self.acc_metric = acc_metric
+        if state_path is not None and not isinstance(
+                state_path, (str, os.PathLike)):
+            raise invalid("state_path", state_path, "None or a file path")
+        self.state_path = None if state_path is None else os.fspath(state_path)
+        self.records = []
+        self.onset_epoch = None
+        self.fired_epoch = None
+        self._warned_missing = False
+        self._awaiting_first_epoch = True
+
+    def get_config(self):
+        return {
+            "threshold": self.threshold, "patience": self.patience,
+            "min_delta": self.min_delta, "monitor": self.monitor,
+            "acc_threshold": self.acc_threshold, "action": self.action,
+            "start_epoch": self.start_epoch, "verbose": self.verbose,
+            "acc_metric": self.acc_metric, "state_path": self.state_path,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    # State --------------------------------------------------------------
+
+    def _replay(self):
+        self.onset_epoch, self.fired_epoch = overfitting_onset(
+            self.records, self.patience)
+
+    def _load_state(self):
+        if self.state_path is None or not os.path.exists(self.state_path):
+            return
+        try:
+            with open(self.state_path) as f:
+                records = json.load(f)["records"]
+            self.records = sorted(records, key=lambda r: r["epoch"])
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            warnings.warn(f"OverfittingDetector could not read its state "
+                          f"from {self.state_path!r} ({error}); starting "
+                          "with no records.", stacklevel=2)
+            self.records = []
+
+    def _save_state(self):
+        if self.state_path is None:
+            return
+        tmp = f"{self.state_path}.tmp"
+        try:
+            folder = os.path.dirname(os.path.abspath(self.state_path))
+            os.makedirs(folder, exist_ok=True)
+            with open(tmp, "w") as f:
+                json.dump({"version": 1, "records": self.records}, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.state_path)
+        except OSError as error:
+            warnings.warn(f"OverfittingDetector could not write its state "
+                          f"to {self.state_path!r}: {error}", stacklevel=2)
+
+    # Callback hooks ------------------------------------------------------
+
+    def on_train_begin(self, logs=None):
+        self._warned_missing = False
+        self._awaiting_first_epoch = True
+        self._load_state()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self._awaiting_first_epoch:
+            # A fresh fit starts at 0 and drops everything; a resumed one
+            # keeps the epochs before it and replaces any it runs again.
+            self._awaiting_first_epoch = False
+            self.records = [r for r in self.records if r["epoch"] < epoch]
+            self._replay()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None:
+            return
+        loss = _as_float(logs.get(self.monitor))
+        val_loss = _as_float(logs.get("val_" + self.monitor))
+        if loss is None or val_loss is None:
+            if not self._warned_missing:
+                self._warned_missing = True
+                warnings.warn(
+                    f"OverfittingDetector needs numeric `{self.monitor}` and "
+                    f"`val_{self.monitor}` in the epoch logs; skipping epochs "
+                    f"without them (available: {sorted(logs)}). Pass "
+                    "validation data to `fit` to enable it.", stacklevel=2)
+            return
+        acc_key = find_accuracy_key(logs, self.acc_metric)
+        record = {
+            "epoch": int(epoch), "loss": loss, "val_loss": val_loss,
+            "accuracy": _as_float(logs.get(acc_key)) if acc_key else None,
+            "val_accuracy": (_as_float(logs.get("val_" + acc_key))
+                             if acc_key else None),
+        }
+        history = [r for r in self.records if r["epoch"] < epoch]
+        record.update(epoch_signals(record, history, self.threshold,
+                                    self.acc_threshold, self.min_delta))
+        if epoch < self.start_epoch:
+            record["signal"] = False
+        already = self.onset_epoch is not None
+        self.records = history + [record]
+        self._replay()
+        record["overfitting"] = self.onset_epoch is not None
+        self._save_state()
+        logs["overfit_gap"] = record["loss_gap"]
+        logs["overfitting"] = int(record["overfitting"])
+        if self.verbose >= 2:
+            print(f"OverfittingDetector epoch {epoch}: loss gap "
+                  f"{record['loss_gap']:+.1%}, signal {record['signal']}")
+        if record["overfitting"] and not already:
+            self._act(epoch, logs, record)
+
+    def _act(self, epoch, logs, record):
+        message = self._message(record)
+        if callable(self.action):
+            if self.verbose:
+                print(message)
+            self.action(self, epoch, logs)
+        elif self.action == "stop":
+            self.model.stop_training = True
+            if self.verbose:
+                print(f"{message} Stopping training.")
+        else:
+            warnings.warn(message, stacklevel=2)
+
+    def _message(self, record):
+        text = (
+            f"Overfitting detected at epoch {record['epoch']} (onset epoch "
+            f"{self.onset_epoch}, 0-based; {self.patience} consecutive "
+            f"signal epochs): {self.monitor}={record['loss']:.4f}, "
+            f"val_{self.monitor}={record['val_loss']:.4f}, relative gap "
+            f"{record['loss_gap']:+.1%} (threshold {self.threshold:.1%})")
+        if record["acc_gap"] is not None:
+            text += (f", accuracy {record['accuracy']:.4f} vs val "
+                     f"{record['val_accuracy']:.4f} (gap "
+                     f"{record['acc_gap']:+.4f})")
+        return text + "."
+
+    def summary(self):
+        """Returns a readable report of the records and the verdict."""
+        lines = ["OverfittingDetector report"]
+        if not self.records:
+            lines.append("  no epoch with validation metrics was recorded.")
+            return "\n".join(lines)
+        if self.onset_epoch is None:
+            lines.append(f"  no overfitting detected over "
+                         f"{len(self.records)} epochs.")
+        else:
+            lines.append(f"  overfitting declared at epoch "
+                         f"{self.fired_epoch}; onset epoch "
+                         f"{self.onset_epoch} (0-based).")
+        lines.append("  epoch      loss  val_loss  loss_gap   acc_gap  "
+                     "signal  overfitting")
+        for r in self.records:
+            acc = "       -" if r["acc_gap"] is None else f"{r['acc_gap']:+8.4f}"
+            lines.append(
+                f"  {r['epoch']:5d}  {r['loss']:8.4f}  {r['val_loss']:8.4f}  "
+                f"{r['loss_gap']:+8.1%}  {acc}  {str(r['signal']):>6}  "
+                f"{int(r['overfitting']):11d}")
+        return "\n".join(lines)

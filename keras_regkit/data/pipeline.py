@@ -1,0 +1,287 @@
+"""The tf.data input pipeline: shuffle, batch, augment per batch, mix, prefetch.
+
+Augmentation runs per batch inside `Dataset.map` on every epoch (never once
+over the whole array before `fit`), in parallel with training.
+"""
+
+import collections.abc
+import os
+
+import numpy as np
+import tensorflow as tf
+
+import keras
+
+from keras_regkit._validation import check_int
+from keras_regkit._validation import check_non_negative
+from keras_regkit._validation import check_seed
+from keras_regkit._validation import invalid
+from keras_regkit.data.augmentation import augmentation_model_layers
+from keras_regkit.data.augmentation import get_augmentation
+from keras_regkit.data.mixing import mix_batch
+
+MIX_KEYS = ("mixup_alpha", "cutmix_alpha")
+DEFAULT_SHUFFLE_BUFFER = 10_000
+
+
+def _check_mix(mix):
+    """Returns `(mixup_alpha, cutmix_alpha)` from the `mix` mapping."""
+    if mix is None:
+        return 0.0, 0.0
+    expected = "None or a mapping with keys 'mixup_alpha' and/or 'cutmix_alpha'"
+    if not isinstance(mix, collections.abc.Mapping) or set(mix) - set(MIX_KEYS):
+        raise invalid("mix", mix, expected)
+    return tuple(
+        check_non_negative(f"mix['{k}']", mix.get(k) or 0.0) for k in MIX_KEYS
+    )
+
+
+def _check_images(x, normalize, spatial):
+    x = np.asarray(x)
+    if x.ndim == 0 or x.shape[0] == 0 or x.size == 0:
+        raise invalid("x", f"<array of shape {x.shape}>", "a non-empty array")
+    if spatial and x.ndim != 4:
+        raise invalid("x", f"<array of shape {x.shape}>",
+                      "images of shape (N, height, width, channels) when "
+                      "augmenting or mixing")
+    if x.dtype != np.uint8 and x.dtype.kind != "f":
+        raise invalid("x", f"<array of dtype {x.dtype}>",
+                      "uint8 images or float images")
+    if x.dtype.kind == "f":
+        if not np.isfinite(x).all():
+            raise invalid("x", "<array with NaN or inf>", "finite values")
+        if normalize and (x.min() < 0.0 or x.max() > 1.0):
+            raise invalid("x", f"<float array in [{x.min():g}, {x.max():g}]>",
+                          "float images in [0, 1] (or uint8 images) when "
+                          "normalize=True")
+    return x
+
+
+def _check_labels(y, n, num_classes):
+    """Returns labels: one-hot float32 (num_classes given) or int32 (N,)."""
+    y = np.asarray(y)
+    if y.ndim == 0 or len(y) != n:
+        raise invalid("y", f"<{y.size} labels>", f"one label per image ({n})")
+    if y.dtype.kind not in "iuf" or y.ndim > 2:
+        raise invalid("y", f"<array of shape {y.shape}, dtype {y.dtype}>",
+                      "integer labels (N,) or (N, 1), or one-hot labels (N, K)")
+    if y.ndim == 2 and y.shape[1] > 1:  # one-hot or soft labels
+        y = y.astype(np.float32)
+        rows_ok = np.all(y >= 0) and np.allclose(y.sum(axis=1), 1.0, atol=1e-3)
+        if not np.isfinite(y).all() or not rows_ok:
+            raise invalid("y", "<label rows>", "one-hot or soft label rows: "
+                          "non-negative and summing to 1")
+        if num_classes is not None and y.shape[1] != num_classes:
+            raise invalid("num_classes", num_classes,
+                          f"{y.shape[1]}, the width of the one-hot labels `y`")
+        return y
+    y = y.reshape(-1)
+    if y.dtype.kind == "f" and not np.all(np.mod(y, 1) == 0):
+        raise invalid("y", "<non-integer labels>", "integer class indices")
+    high = "inf" if num_classes is None else num_classes - 1
+    if y.min() < 0 or (num_classes is not None and y.max() >= num_classes):
+        raise invalid("y", f"<labels in [{y.min():g}, {y.max():g}]>",
+                      f"class indices in [0, {high}]")
+    y = y.astype(np.int32)
+    if num_classes is None:
+        return y
+    return np.eye(num_classes, dtype=np.float32)[y]
+
+
+def _replica(layers, offset):
+    """Fresh copies of `layers` whose integer seeds are shifted by `offset`."""
+    copies = []
+    for layer in layers:
+        if isinstance(layer, keras.Sequential):
+            copies.append(keras.Sequential(_replica(layer.layers, offset)))
+            continue
+        config = layer.get_config()
+        if config.get("seed") is not None:
+            config["seed"] = config["seed"] + offset
+        copies.append(type(layer).from_config(config))
+    return copies
+
+
+def _augment_fn(augmentation, seed, replicas):
+    """The per-batch augmentation `apply(images, batch_index)`.
+
+    Keras preprocessing layers draw from a seed-generator variable that is
+    read then updated; two batches augmented concurrently by the same layer
+    can read the same state and get identical draws. So the layers are
+    copied into `replicas` independent sets (different seeds), batch `i`
+    uses set `i % replicas`, and each set runs inside its own critical
+    section: batches are augmented in parallel, never with shared draws.
+    """
+    if isinstance(augmentation, str):
+        augmentation = get_augmentation(augmentation, seed=seed)
+    if augmentation is None:
+        return None
+    if not isinstance(augmentation, keras.layers.Layer):
+        if callable(augmentation):
+            return lambda images, index: augmentation(images)
+        raise invalid("augmentation", augmentation,
+                      "a policy name, a Keras layer, a callable or None")
+    sets = [augmentation_model_layers(augmentation)]
+    try:
+        sets += [_replica(sets[0], 7919 * r) for r in range(1, replicas)]
+    except Exception:  # a layer that cannot be rebuilt from its config
+        pass
+    sections = [tf.CriticalSection() for _ in sets]
+
+    def run(layers, images):
+        # Called one by one, each preprocessing layer switches itself to
+        # TensorFlow inside tf.data, whatever the Keras backend.
+        for layer in layers:
+            images = layer(images, training=True)
+        return tf.cast(images, tf.float32)
+
+    def apply(images, index):
+        if len(sets) == 1:
+            return sections[0].execute(lambda: run(sets[0], images))
+        branches = [
+            lambda s=s, c=c: c.execute(lambda: run(s, images))
+            for s, c in zip(sets, sections)
+        ]
+        choice = tf.cast(index % len(sets), tf.int32)
+        return tf.switch_case(choice, branches)
+
+    return apply
+
+
+def _to_float(images, normalize):
+    if images.dtype == tf.uint8:
+        images = tf.cast(images, tf.float32)
+        return images / 255.0 if normalize else images
+    return tf.cast(images, tf.float32)
+
+
+def _from_dataset(dataset, num_classes, cache, shuffle, buffer, seed):
+    spec = dataset.element_spec
+    if not isinstance(spec, tuple) or len(spec) != 2:
+        raise invalid("x", dataset, "a dataset of (image, label) pairs")
+    if spec[0].shape.rank == 4:  # already batched: rebatch ourselves
+        dataset = dataset.unbatch()
+    if num_classes is not None and spec[1].dtype.is_integer:
+        dataset = dataset.map(lambda x, y: (x, tf.one_hot(
+            tf.reshape(y, []), num_classes, dtype=tf.float32)))
+    if cache:
+        dataset = dataset.cache() if cache is True else dataset.cache(cache)
+    if shuffle:
+        dataset = dataset.shuffle(buffer, seed=seed,
+                                  reshuffle_each_iteration=True)
+    return dataset
+
+
+def make_dataset(x, y, batch_size, training, augmentation=None, mix=None,
+                 num_classes=None, seed=None, normalize=True,
+                 drop_remainder=None, cache=False, shuffle_buffer=None,
+                 deterministic=False):
+    """Builds the tf.data pipeline for training or evaluation.
+
+    Training: reshuffled every epoch (seeded), batched, augmented per batch
+    in a parallel `map` (a fresh draw on every epoch), optionally mixed with
+    MixUp/CutMix, prefetched. Evaluation: batched in order, no augmentation
+    or mixing. Images come out float32 (in [0, 1] for uint8 input with
+    `normalize=True`); labels come out one-hot float32 when `num_classes` is
+    given (from integer or one-hot labels), else as given (integers as
+    int32 of shape (N,)).
+
+    Args:
+        x: images, a NumPy array (N, H, W, C) of uint8 or floats in [0, 1];
+            or a `tf.data.Dataset` of `(image, label)` pairs (batched or
+            not; `y` must then be `None`).
+        y: integer labels (N,) or (N, 1), or one-hot labels (N, K).
+        batch_size: images per batch, >= 1.
+        training: `True` for the training pipeline.
+        augmentation: a policy name (see `get_augmentation`), a Keras layer,
+            a callable on float image batches, or `None`. Training only.
+            Defaults to `None`.
+        mix: `None` or `{"mixup_alpha": a, "cutmix_alpha": b}`; an alpha of
+            0 turns that method off, both on alternate per batch. Needs
+            `num_classes`. Training only. Defaults to `None`.
+        num_classes: number of classes, for one-hot output. Defaults to
+            `None`.
+        seed: seed of the shuffle, the mixing and a named policy. Shuffling
+            and mixing are reproducible; augmentation runs in parallel over
+            batches, each draw different, but which batch gets which draw
+            depends on thread timing unless `deterministic=True`. Defaults
+            to `None`.
+        normalize: scale uint8 images to [0, 1]. Defaults to `True`.
+        drop_remainder: drop the last partial batch. Defaults to `None`
+            (dropped when training and there is at least one full batch).
+        cache: for a dataset input, cache its elements in memory (`True`)
+            or in this file (a string) before shuffling; arrays are already
+            in memory. Defaults to `False`.
+        shuffle_buffer: shuffle buffer for a dataset input (arrays are
+            shuffled fully). Defaults to `None` (10,000).
+        deterministic: augment one batch at a time, in order, so a seeded
+            pipeline gives the same images on every run (slower). Defaults
+            to `False`.
+
+    Returns:
+        A `tf.data.Dataset` of `(images, labels)` batches.
+
+    Example:
+
+    ```python
+    train_ds = make_dataset(x_train, y_train, 64, training=True,
+                            augmentation="standard", num_classes=10, seed=0)
+    val_ds = make_dataset(x_val, y_val, 256, training=False, num_classes=10)
+    model.fit(train_ds, validation_data=val_ds, epochs=10)
+    ```
+    """
+    batch_size = check_int("batch_size", batch_size, 1)
+    if not isinstance(training, (bool, np.bool_)):
+        raise invalid("training", training, "True or False")
+    seed = check_seed("seed", seed)
+    if num_classes is not None:
+        num_classes = check_int("num_classes", num_classes, 2)
+    mixup_alpha, cutmix_alpha = _check_mix(mix)
+    mixing = training and (mixup_alpha > 0 or cutmix_alpha > 0)
+    if mixing and num_classes is None:
+        raise invalid("num_classes", None, "an integer >= 2 when `mix` is "
+                      "given (mixing produces soft labels)")
+    replicas = 1 if deterministic else min(8, os.cpu_count() or 1)
+    augment = _augment_fn(augmentation, seed, replicas) if training else None
+    if isinstance(x, tf.data.Dataset):
+        if y is not None:
+            raise invalid("y", "<labels>", "None when `x` is a dataset")
+        shuffle = shuffle_buffer or DEFAULT_SHUFFLE_BUFFER
+        dataset = _from_dataset(x, num_classes, cache, training, shuffle, seed)
+        batches = dataset.batch(batch_size, drop_remainder=bool(drop_remainder))
+        take = None
+    else:
+        x = _check_images(x, normalize, spatial=augment is not None or mixing)
+        y_array = _check_labels(y, len(x), num_classes)
+        if drop_remainder is None:
+            drop_remainder = training and len(x) >= batch_size
+        x_tensor, y_tensor = tf.constant(x), tf.constant(y_array)
+        batches = tf.data.Dataset.range(len(x))
+        if training:
+            batches = batches.shuffle(len(x), seed=seed,
+                                      reshuffle_each_iteration=True)
+        batches = batches.batch(batch_size, drop_remainder=drop_remainder)
+
+        def take(indices):
+            return tf.gather(x_tensor, indices), tf.gather(y_tensor, indices)
+
+    elements = [tf.data.Dataset.counter(), batches]
+    if mixing:
+        # One stateless seed per batch, different on every epoch.
+        elements.append(tf.data.Dataset.random(
+            seed=seed, rerandomize_each_iteration=True).batch(2))
+
+    def process(index, batch, mix_seed=None):
+        images, labels = take(batch) if take is not None else batch
+        images = _to_float(images, normalize)
+        if augment is not None:
+            images = augment(images, index)
+        if mix_seed is not None:
+            labels = tf.cast(labels, tf.float32)
+            images, labels = mix_batch(images, labels, mixup_alpha,
+                                       cutmix_alpha, mix_seed)
+        return images, labels
+
+    dataset = tf.data.Dataset.zip(tuple(elements)).map(
+        process, num_parallel_calls=None if deterministic else tf.data.AUTOTUNE)
+    return dataset.prefetch(tf.data.AUTOTUNE)

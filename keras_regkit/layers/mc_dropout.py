@@ -1,0 +1,252 @@
+"""Monte Carlo dropout that stays on at inference without touching other layers."""
+
+import collections.abc
+
+import keras
+from keras import ops
+
+from keras_regkit._registry import register
+from keras_regkit._validation import check_rate, check_seed, invalid
+
+# Offset between the training seed and the Monte Carlo seed, so that a seeded
+# layer's first training mask and first MC mask are not the same draw.
+_MC_SEED_OFFSET = 7919
+
+
+def _check_bool(name, value):
+    if not isinstance(value, bool):
+        raise invalid(name, value, "a bool (True or False)")
+    return value
+
+
+class _MCMixin:
+    """Shared Monte Carlo state for `MCDropout` and `MCSpatialDropout2D`.
+
+    The on/off switch is a non-trainable boolean variable, read inside the
+    compiled predict/evaluate functions, so flipping it takes effect on an
+    already-compiled model without retracing. Monte Carlo masks come from a
+    second `SeedGenerator`, so the training masks are the exact stream
+    `keras.layers.Dropout` draws with the same seed, whatever inference calls
+    happen in between (for example validation during `fit`).
+    """
+
+    def _init_mc(self, mc, seed):
+        self._mc_enabled = self.add_weight(
+            name="mc_enabled",
+            shape=(),
+            dtype="bool",
+            initializer=keras.initializers.Constant(mc),
+            trainable=False,
+        )
+        self.mc_seed_generator = None
+        if self.rate > 0:
+            mc_seed = None if seed is None else seed + _MC_SEED_OFFSET
+            self.mc_seed_generator = keras.random.SeedGenerator(
+                mc_seed, name="mc_seed_generator"
+            )
+
+    @property
+    def mc(self):
+        """Whether dropout stays active at inference (`training=False`)."""
+        return bool(ops.convert_to_numpy(self._mc_enabled.value))
+
+    @mc.setter
+    def mc(self, enabled):
+        self._mc_enabled.assign(_check_bool("mc", enabled))
+
+    def build(self, input_shape):
+        # All state is created in `__init__`; defining `build` only keeps
+        # Keras from locking the layer before that state exists.
+        pass
+
+    def call(self, inputs, training=False):
+        if training:
+            return super().call(inputs, training=True)
+        if self.rate == 0:
+            return inputs
+        dropped = keras.random.dropout(
+            inputs,
+            self.rate,
+            noise_shape=self._mc_noise_shape(inputs),
+            seed=self.mc_seed_generator,
+        )
+        return ops.where(self._mc_enabled.value, dropped, inputs)
+
+
+@register
+class MCDropout(_MCMixin, keras.layers.Dropout):
+    """Dropout that can stay active at inference (Monte Carlo dropout).
+
+    With `mc=True` the layer drops units both in training and in inference
+    (`training=False`, e.g. `model.predict`), so repeated predictions sample
+    the approximate posterior of Gal and Ghahramani. Only this layer is
+    affected: BatchNormalization and every other layer stay in inference
+    mode, unlike the common `model(x, training=True)` recipe.
+
+    With `mc=False` the layer is `keras.layers.Dropout`: the same training
+    masks for the same seed, and the identity at inference.
+
+    The switch is held in a non-trainable boolean variable (`mc_enabled`),
+    so setting `layer.mc` or calling `set_mc_dropout(model, ...)` changes an
+    already-compiled model's `predict` at once, and it is saved with the
+    model. Monte Carlo masks use a second seed generator (seeded with
+    `seed + 7919` when `seed` is given). While off, inference still draws
+    (and discards) a mask so the compiled graph need not change.
+
+    Args:
+        rate: Float in [0, 1). Fraction of the input units to drop.
+        noise_shape: Shape of the binary mask, as in `keras.layers.Dropout`.
+            Defaults to `None` (the input's shape).
+        seed: Optional non-negative integer seed. Defaults to `None`.
+        mc: Whether dropout stays active at inference. Defaults to `True`.
+        **kwargs: Base layer keyword arguments (`name`, `dtype`).
+
+    Call arguments:
+        inputs: Input tensor of any rank.
+        training: Python boolean. In training mode the layer always drops;
+            in inference mode it drops only while `mc` is on.
+
+    Example:
+
+    >>> inputs = keras.Input((16,))
+    >>> x = keras.layers.Dense(32, activation="relu")(inputs)
+    >>> x = MCDropout(0.3, seed=1)(x)
+    >>> model = keras.Model(inputs, keras.layers.Dense(3)(x))
+    >>> batch = np.random.rand(4, 16).astype("float32")
+    >>> samples = np.stack([model.predict(batch, verbose=0)
+    ...                     for _ in range(20)])
+    >>> mean, std = samples.mean(axis=0), samples.std(axis=0)
+
+    References:
+        - [Gal and Ghahramani, 2016](https://arxiv.org/abs/1506.02142)
+    """
+
+    def __init__(self, rate, noise_shape=None, seed=None, mc=True, **kwargs):
+        rate = check_rate("rate", rate)
+        seed = check_seed("seed", seed)
+        mc = _check_bool("mc", mc)
+        super().__init__(rate, noise_shape=noise_shape, seed=seed, **kwargs)
+        self._init_mc(mc, seed)
+
+    def _mc_noise_shape(self, inputs):
+        return self.noise_shape
+
+    def get_config(self):
+        return {**super().get_config(), "mc": self.mc}
+
+
+@register
+class MCSpatialDropout2D(_MCMixin, keras.layers.SpatialDropout2D):
+    """SpatialDropout2D that can stay active at inference (Monte Carlo).
+
+    Drops whole feature maps (one mask value per sample and channel), in
+    training and, while `mc` is on, also at inference, without putting any
+    other layer into training mode. With `mc=False` it is
+    `keras.layers.SpatialDropout2D`. See `MCDropout` for how the switch and
+    the seeds work.
+
+    Args:
+        rate: Float in [0, 1). Fraction of the feature maps to drop.
+        data_format: `"channels_last"` or `"channels_first"`. Defaults to
+            `None` (`keras.config.image_data_format()`).
+        seed: Optional non-negative integer seed. Defaults to `None`.
+        mc: Whether dropout stays active at inference. Defaults to `True`.
+        **kwargs: Base layer keyword arguments (`name`, `dtype`).
+
+    Call arguments:
+        inputs: A 4D tensor.
+        training: Python boolean. In training mode the layer always drops;
+            in inference mode it drops only while `mc` is on.
+
+    Example:
+
+    >>> inputs = keras.Input((32, 32, 3))
+    >>> x = keras.layers.Conv2D(16, 3, activation="relu")(inputs)
+    >>> x = MCSpatialDropout2D(0.2, seed=1)(x)
+
+    References:
+        - [Gal and Ghahramani, 2016](https://arxiv.org/abs/1506.02142)
+        - [Tompson et al., 2015](https://arxiv.org/abs/1411.4280)
+    """
+
+    def __init__(self, rate, data_format=None, seed=None, mc=True, **kwargs):
+        rate = check_rate("rate", rate)
+        seed = check_seed("seed", seed)
+        mc = _check_bool("mc", mc)
+        if data_format is not None and data_format not in (
+            "channels_last", "channels_first"
+        ):
+            raise invalid(
+                "data_format", data_format,
+                "one of 'channels_last', 'channels_first' or None",
+            )
+        super().__init__(rate, data_format=data_format, seed=seed, **kwargs)
+        self._init_mc(mc, seed)
+
+    def _mc_noise_shape(self, inputs):
+        shape = ops.shape(inputs)
+        if self.data_format == "channels_first":
+            return (shape[0], shape[1], 1, 1)
+        return (shape[0], 1, 1, shape[3])
+
+    def get_config(self):
+        return {**super().get_config(), "mc": self.mc}
+
+
+def _sublayers(layer):
+    """Yields the layers directly held by `layer` (models, wrappers, attrs)."""
+    for value in vars(layer).values():
+        if isinstance(value, keras.layers.Layer):
+            yield value
+        elif isinstance(value, collections.abc.Mapping):
+            yield from (
+                v for v in value.values() if isinstance(v, keras.layers.Layer)
+            )
+        elif isinstance(value, (list, tuple)):
+            yield from (v for v in value if isinstance(v, keras.layers.Layer))
+    if isinstance(layer, keras.Model):
+        yield from layer.layers
+
+
+def set_mc_dropout(model, enabled):
+    """Turns Monte Carlo mode on or off in every MC layer of a model.
+
+    Walks the model recursively (nested models, wrappers and custom layers
+    that hold sub-layers) and sets `mc` on every `MCDropout` and
+    `MCSpatialDropout2D`. The change applies to the next `predict` or
+    `evaluate` of an already-compiled model.
+
+    Args:
+        model: A Keras model or layer.
+        enabled: Whether dropout stays active at inference.
+
+    Returns:
+        The number of MC layers set.
+
+    Example:
+
+    >>> inputs = keras.Input((8,))
+    >>> x = keras.layers.Dense(4)(keras.layers.BatchNormalization()(inputs))
+    >>> model = keras.Model(inputs, MCDropout(0.5, mc=False)(x))
+    >>> set_mc_dropout(model, True)
+    1
+    >>> samples = [model.predict(np.ones((2, 8)), verbose=0)
+    ...            for _ in range(10)]
+    >>> set_mc_dropout(model, False)
+    1
+    """
+    enabled = _check_bool("enabled", enabled)
+    if not isinstance(model, keras.layers.Layer):
+        raise invalid("model", model, "a keras.Model or keras.layers.Layer",
+                      error=TypeError)
+    seen, stack, count = set(), [model], 0
+    while stack:
+        layer = stack.pop()
+        if id(layer) in seen:
+            continue
+        seen.add(id(layer))
+        if isinstance(layer, _MCMixin):
+            layer.mc = enabled
+            count += 1
+        stack.extend(_sublayers(layer))
+    return count

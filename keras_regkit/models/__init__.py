@@ -1,0 +1,66 @@
+"""keras_regkit models: capacity presets and functional backbones."""
+
+from types import MappingProxyType
+
+from keras_regkit.models.cnn import build_cnn
+from keras_regkit.models.fast_net import build_fast_net
+from keras_regkit.models.mlp import build_mlp
+from keras_regkit.models.presets import ARCHITECTURE_NAMES
+from keras_regkit.models.presets import AUGMENTATIONS
+from keras_regkit.models.presets import LR_SCHEDULES
+from keras_regkit.models.presets import OPTIMIZERS
+from keras_regkit.models.presets import PRESETS
+from keras_regkit.models.presets import REG_CONFIG_KEYS
+from keras_regkit.models.presets import WEIGHT_DECAY_MODES
+from keras_regkit.models.presets import CapacityPreset
+from keras_regkit.models.presets import get_preset
+from keras_regkit.models.resnet import build_resnet
+
+# Backbone builders by architecture name: fn(input_shape, num_classes, preset,
+# name=None) -> uncompiled keras.Model.
+ARCHITECTURES = MappingProxyType({
+    "cnn": build_cnn,
+    "mlp": build_mlp,
+    "resnet": build_resnet,
+    "fast": build_fast_net,
+})
+
+
+def build_backbone(input_shape, num_classes, preset="medium",
+                   architecture=None, name=None):
+    """Builds the backbone `architecture` (or the preset's own) for a preset.
+
+    Args:
+        input_shape: shape of one example, e.g. `(32, 32, 3)`.
+        num_classes: number of classes (at least 2).
+        preset: a `CapacityPreset`, a preset name, a mapping or a YAML path.
+            Defaults to `"medium"`.
+        architecture: `"cnn"`, `"mlp"`, `"resnet"` or `"fast"`. Defaults to
+            `preset.architecture`.
+        name: model name. Defaults to `f"{preset.name}_{architecture}"`.
+
+    Returns:
+        An uncompiled functional `keras.Model` with a softmax output.
+
+    Example:
+
+    >>> build_backbone((32, 32, 3), 10, "small", "mlp").name
+    'small_mlp'
+    """
+    preset = get_preset(preset)
+    architecture = architecture or preset.architecture
+    if architecture not in ARCHITECTURES:
+        valid = ", ".join(repr(key) for key in ARCHITECTURES)
+        raise ValueError(
+            f"Unknown architecture: {architecture!r}. Expected one of {valid}."
+        )
+    build = ARCHITECTURES[architecture]
+    return build(input_shape, num_classes, preset, name=name)
+
+
+__all__ = [
+    "ARCHITECTURE_NAMES", "ARCHITECTURES", "AUGMENTATIONS", "LR_SCHEDULES",
+    "OPTIMIZERS", "PRESETS", "REG_CONFIG_KEYS", "WEIGHT_DECAY_MODES",
+    "CapacityPreset", "build_backbone", "build_cnn", "build_fast_net",
+    "build_mlp", "build_resnet", "get_preset",
+]

@@ -1,0 +1,283 @@
+"""CapacityPreset: seed values, validation, dict/YAML I/O and get_preset."""
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from keras_regkit.models import presets as presets_module
+from keras_regkit.models.presets import AUGMENTATIONS
+from keras_regkit.models.presets import PRESETS
+from keras_regkit.models.presets import CapacityPreset
+from keras_regkit.models.presets import get_preset
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+SEED_TABLE = {
+    "small": dict(l2=1e-5, dropout_dense=0.2, dropout_conv=0.1,
+                  batch_norm=True, early_stopping_patience=20,
+                  label_smoothing=0.0),
+    "medium": dict(l2=1e-4, dropout_dense=0.4, dropout_conv=0.2,
+                   batch_norm=True, early_stopping_patience=15,
+                   label_smoothing=0.05),
+    "large": dict(l2=1e-3, dropout_dense=0.5, dropout_conv=0.3,
+                  batch_norm=True, early_stopping_patience=10,
+                  label_smoothing=0.1),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SEED_TABLE))
+def test_reg_config_is_the_seed_table_exactly(name):
+    config = PRESETS[name].reg_config
+    assert config == SEED_TABLE[name]
+    assert list(config) == list(SEED_TABLE[name])
+
+
+def test_reg_config_is_a_fresh_dict():
+    PRESETS["medium"].reg_config["l2"] = 1.0
+    assert PRESETS["medium"].reg_config["l2"] == 1e-4
+
+
+def test_medium_is_the_seed_cnn_and_the_defaults():
+    medium = PRESETS["medium"]
+    assert medium.architecture == "cnn"
+    assert medium.conv_filters == (64, 128)
+    assert medium.convs_per_block == 2
+    assert medium.dense_units == (512, 256)
+    assert medium.max_norm == 3.0
+    assert (medium.epochs, medium.batch_size) == (200, 64)
+    assert CapacityPreset(name="medium") == medium
+
+
+def test_capacity_grows_with_the_regularization():
+    small, medium, large = (PRESETS[n] for n in ("small", "medium", "large"))
+    assert sum(small.conv_filters) < sum(medium.conv_filters)
+    assert sum(medium.conv_filters) < sum(large.conv_filters)
+    assert small.dense_units[0] < medium.dense_units[0] < large.dense_units[0]
+    assert small.weight_decay < medium.weight_decay < large.weight_decay
+    assert [p.augmentation for p in (small, medium, large)] == [
+        "light", "standard", "strong"]
+    assert small.mix_config is None and medium.mix_config is None
+    assert large.mix_config == {"mixup_alpha": 0.2, "cutmix_alpha": 0.0}
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_every_preset_decays_once_and_decoupled(name):
+    preset = PRESETS[name]
+    assert preset.weight_decay_mode == "decoupled"
+    assert 0 < preset.weight_decay <= 0.1
+    assert preset.optimizer in ("adamw", "sgd")
+
+
+def test_fast_preset_is_airbench_like():
+    fast = PRESETS["fast"]
+    assert fast.architecture == "fast"
+    assert fast.label_smoothing == 0.2
+    assert fast.augmentation == "flip_translate"
+    assert (fast.optimizer, fast.nesterov) == ("sgd", True)
+    assert 0.8 <= fast.momentum <= 0.9
+    assert (fast.batch_size, fast.epochs) == (1024, 10)
+    assert fast.dropout_dense == fast.dropout_conv == 0.0
+    assert fast.lr_schedule == "onecycle"
+    assert 0 < fast.warmup_epochs < fast.epochs
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_config_yaml_files_hold_the_presets(name):
+    assert CapacityPreset.from_yaml(CONFIGS / f"{name}.yaml") == PRESETS[name]
+    assert get_preset(str(CONFIGS / f"{name}.yaml")) == PRESETS[name]
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_yaml_round_trip(name, tmp_path):
+    preset = PRESETS[name].replace(max_norm=None, dense_units=())
+    path = preset.to_yaml(tmp_path / "preset.yaml")
+    assert CapacityPreset.from_yaml(path) == preset
+    assert os.listdir(tmp_path) == ["preset.yaml"]
+
+
+def test_to_yaml_is_atomic(tmp_path, monkeypatch):
+    path = PRESETS["small"].to_yaml(tmp_path / "preset.yaml")
+    before = path.read_text()
+
+    def failing_replace(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(presets_module.os, "replace", failing_replace)
+    with pytest.raises(OSError, match="disk full"):
+        PRESETS["large"].to_yaml(path)
+    assert path.read_text() == before
+    assert os.listdir(tmp_path) == ["preset.yaml"]
+
+
+def test_from_yaml_refuses_python_tags(tmp_path):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.yaml"
+    path.write_text(
+        f'name: !!python/object/apply:os.system ["touch {marker}"]\n'
+    )
+    with pytest.raises(ValueError, match="Could not parse"):
+        CapacityPreset.from_yaml(path)
+    assert not marker.exists()
+
+
+def test_from_yaml_needs_a_mapping(tmp_path):
+    path = tmp_path / "list.yaml"
+    path.write_text("- 1\n- 2\n")
+    with pytest.raises(ValueError, match="must be a mapping"):
+        CapacityPreset.from_yaml(path)
+
+
+def test_from_yaml_names_the_preset_after_the_file(tmp_path):
+    path = tmp_path / "tiny.yml"
+    path.write_text("conv_filters: [8, 16]\ndense_units: []\n")
+    preset = get_preset(path)
+    assert preset.name == "tiny"
+    assert preset.conv_filters == (8, 16) and preset.dense_units == ()
+
+
+def test_missing_yaml_file_is_named(tmp_path):
+    path = tmp_path / "nope.yaml"
+    with pytest.raises(FileNotFoundError, match="nope.yaml"):
+        get_preset(path)
+
+
+def test_to_dict_is_plain_and_round_trips():
+    preset = PRESETS["large"]
+    config = preset.to_dict()
+    assert config["conv_filters"] == [64, 128, 256]
+    json.dumps(config)
+    assert list(config) == list(CapacityPreset.field_names())
+    assert CapacityPreset.from_dict(config) == preset
+
+
+def test_from_dict_rejects_unknown_keys_listing_the_valid_ones():
+    with pytest.raises(ValueError, match="dropout_rate.*Valid keys: name, "
+                                         "architecture, conv_filters"):
+        CapacityPreset.from_dict({"name": "x", "dropout_rate": 0.5})
+
+
+def test_from_dict_needs_a_name():
+    with pytest.raises(ValueError, match="`name`"):
+        CapacityPreset.from_dict({"l2": 0.1})
+
+
+def test_from_dict_needs_a_mapping():
+    with pytest.raises(ValueError, match="mapping"):
+        CapacityPreset.from_dict([("name", "x")])
+
+
+@pytest.mark.parametrize(
+    "field, value, expected",
+    [
+        ("name", "", "non-empty string"),
+        ("name", "a/b", "non-empty string"),
+        ("architecture", "vit", "one of 'cnn', 'mlp', 'resnet', 'fast'"),
+        ("conv_filters", (), "non-empty tuple of positive integers"),
+        ("conv_filters", "64", "non-empty tuple of positive integers"),
+        ("conv_filters", (64, 0), "non-empty tuple of positive integers"),
+        ("conv_filters", (64.0,), "non-empty tuple of positive integers"),
+        ("convs_per_block", 0, r"integer in \[1, inf\]"),
+        ("dense_units", (True,), "a tuple of positive integers"),
+        ("stem_filters", 0, r"integer in \[1, inf\]"),
+        ("resnet_blocks", 2.0, r"integer in \[1, inf\]"),
+        ("l2", -1e-4, r"float in \[0, inf\)"),
+        ("l2", "1e-5", r"float in \[0, inf\)"),
+        ("weight_decay", float("nan"), r"float in \[0, inf\)"),
+        ("weight_decay_mode", "both", "one of 'decoupled', 'l2'"),
+        ("dropout_dense", 1.0, r"float in \[0, 1\)"),
+        ("dropout_conv", -0.1, r"float in \[0, 1\)"),
+        ("batch_norm", "yes", "a bool"),
+        ("batch_norm", 1, "a bool"),
+        ("max_norm", 0.0, r"float in \(0, inf\)"),
+        ("stochastic_depth_rate", 1.5, r"float in \[0, 1\)"),
+        ("dropblock_rate", 1.0, r"float in \[0, 1\)"),
+        ("dropblock_size", 0, r"integer in \[1, inf\]"),
+        ("label_smoothing", 1.0, r"float in \[0, 1\)"),
+        ("early_stopping_patience", -1, r"integer in \[0, inf\]"),
+        ("augmentation", "heavy", "'flip_translate', 'light', 'standard'"),
+        ("mixup_alpha", -0.2, r"float in \[0, inf\)"),
+        ("cutmix_alpha", True, r"float in \[0, inf\)"),
+        ("optimizer", "adam", "one of 'adamw', 'sgd'"),
+        ("learning_rate", 0.0, r"float in \(0, inf\)"),
+        ("momentum", 1.0, r"float in \[0, 1\)"),
+        ("nesterov", None, "a bool"),
+        ("lr_schedule", "step", "'warmup_cosine', 'warmup_linear'"),
+        ("warmup_epochs", -1, r"integer in \[0, inf\]"),
+        ("min_learning_rate", -1e-7, r"float in \[0, inf\)"),
+        ("min_learning_rate", 0.5, r"float in \[0, learning_rate=0.001\]"),
+        ("epochs", 200.0, r"integer in \[1, inf\]"),
+        ("batch_size", 0, r"integer in \[1, inf\]"),
+    ],
+)
+def test_invalid_field_values_are_rejected(field, value, expected):
+    match = (f"argument `{field}`. Expected (an? )?.*{expected}"
+             f".*Received: {field}=")
+    with pytest.raises(ValueError, match=match):
+        PRESETS["medium"].replace(**{field: value})
+    with pytest.raises(ValueError, match=f"`{field}`"):
+        CapacityPreset.from_dict(dict(PRESETS["medium"].to_dict(),
+                                      **{field: value}))
+
+
+def test_every_field_has_a_validation_case():
+    cases = test_invalid_field_values_are_rejected.pytestmark[0].args[1]
+    assert {case[0] for case in cases} == set(CapacityPreset.field_names())
+
+
+def test_augmentation_names_match_the_data_package():
+    assert AUGMENTATIONS == (
+        "none", "flip", "flip_translate", "light", "standard", "strong")
+
+
+def test_lr_schedule_names_match_the_schedules_module():
+    from keras_regkit import schedules
+
+    assert set(presets_module.LR_SCHEDULES) == set(schedules.LR_SCHEDULES)
+
+
+def test_replace_validates_and_keeps_the_original():
+    medium = PRESETS["medium"]
+    wider = medium.replace(conv_filters=[96, 192], l2=0)
+    assert wider.conv_filters == (96, 192)
+    assert wider.l2 == 0.0 and isinstance(wider.l2, float)
+    assert medium.conv_filters == (64, 128)
+
+
+def test_replace_rejects_unknown_keys_listing_the_valid_ones():
+    with pytest.raises(ValueError, match="filters.*Valid keys: .*conv_filters"):
+        PRESETS["medium"].replace(filters=(8,))
+
+
+def test_presets_are_frozen_hashable_and_read_only():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        PRESETS["small"].l2 = 0.1
+    assert len({PRESETS["small"], PRESETS["small"].replace()}) == 1
+    with pytest.raises(TypeError):
+        PRESETS["huge"] = PRESETS["large"]
+
+
+def test_get_preset_by_name_instance_and_mapping():
+    assert get_preset("small") is PRESETS["small"]
+    custom = PRESETS["small"].replace(name="custom")
+    assert get_preset(custom) is custom
+    assert get_preset({"name": "m"}) == PRESETS["medium"].replace(name="m")
+    tuned = get_preset("large", dropout_dense=0.3, epochs=2)
+    assert (tuned.name, tuned.dropout_dense, tuned.epochs) == ("large", 0.3, 2)
+    assert tuned.l2 == 1e-3
+
+
+@pytest.mark.parametrize("identifier", ["huge", "Medium", "configs/x.json", 3,
+                                        None])
+def test_get_preset_refuses_unknown_identifiers_listing_names(identifier):
+    match = "Unknown capacity preset.*'small', 'medium', 'large', 'fast'"
+    with pytest.raises(ValueError, match=match):
+        get_preset(identifier)
+
+
+def test_get_preset_overrides_are_validated():
+    with pytest.raises(ValueError, match="dropout_dense"):
+        get_preset("small", dropout_dense=2.0)
+    with pytest.raises(ValueError, match="Valid keys"):
+        get_preset("small", dropout=0.1)

@@ -1,0 +1,241 @@
+"""ProductionModelBuilder: the seed-compatible surface and the training run."""
+
+import csv
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from keras_regkit import OverfittingDetector, ProductionModelBuilder
+from keras_regkit.builder import RUN_FILES
+
+SEED_TABLE = {
+    "small": dict(l2=1e-5, dropout_dense=0.2, dropout_conv=0.1,
+                  batch_norm=True, early_stopping_patience=20,
+                  label_smoothing=0.0),
+    "medium": dict(l2=1e-4, dropout_dense=0.4, dropout_conv=0.2,
+                   batch_norm=True, early_stopping_patience=15,
+                   label_smoothing=0.05),
+    "large": dict(l2=1e-3, dropout_dense=0.5, dropout_conv=0.3,
+                  batch_norm=True, early_stopping_patience=10,
+                  label_smoothing=0.1),
+}
+# A tiny version of the small preset so a real fit takes about a second.
+TINY = dict(conv_filters=(8, 16), dense_units=(32,), epochs=2, batch_size=50)
+
+
+def tiny_builder(**kwargs):
+    options = dict(TINY, **kwargs)
+    return ProductionModelBuilder((32, 32, 3), 10, "small", seed=0, **options)
+
+
+@pytest.mark.parametrize("capacity", sorted(SEED_TABLE))
+def test_reg_config_matches_the_seed_exactly(capacity):
+    builder = ProductionModelBuilder((32, 32, 3), 10, model_capacity=capacity)
+    assert builder.reg_config == SEED_TABLE[capacity]
+
+
+def test_default_capacity_is_medium():
+    builder = ProductionModelBuilder(input_shape=(32, 32, 3), num_classes=10)
+    assert builder.preset.name == "medium"
+
+
+def test_unknown_capacity_is_refused_listing_names():
+    with pytest.raises(ValueError, match="small.*medium|medium.*small"):
+        ProductionModelBuilder((32, 32, 3), 10, model_capacity="huge")
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(input_shape=(32, -1, 3)), "input_shape"),
+        (dict(input_shape="32x32"), "input_shape"),
+        (dict(num_classes=1), "num_classes"),
+        (dict(augment_on="gpu"), "augment_on"),
+        (dict(precision="fp8"), "precision"),
+        (dict(seed=-3), "seed"),
+        (dict(no_such_field=1), "no_such_field"),
+    ],
+)
+def test_invalid_arguments_raise_at_construction(kwargs, match):
+    args = dict(input_shape=(32, 32, 3), num_classes=10)
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        ProductionModelBuilder(**args)
+
+
+def test_strategy_must_be_a_tf_distribute_strategy():
+    with pytest.raises(TypeError, match="strategy"):
+        ProductionModelBuilder((32, 32, 3), 10, strategy="mirrored")
+
+
+def test_medium_cnn_is_named_after_the_preset_and_has_no_double_penalty():
+    builder = ProductionModelBuilder((32, 32, 3), 10, "medium")
+    model = builder.build_model(architecture="cnn")
+    assert model.name == "medium_cnn"
+    assert model.output_shape == (None, 10)
+    builder.compile_model(model, learning_rate=0.001)
+    # Decay is decoupled: AdamW carries it, no kernel carries an L2 penalty.
+    assert isinstance(model.optimizer, keras.optimizers.AdamW)
+    assert model.optimizer.weight_decay == pytest.approx(
+        builder.preset.weight_decay)
+    assert all(
+        getattr(layer, "kernel_regularizer", None) is None
+        for layer in model.layers
+    )
+    assert model.losses == []
+
+
+def test_l2_mode_puts_the_penalty_in_kernels_and_none_in_the_optimizer():
+    builder = tiny_builder(weight_decay_mode="l2")
+    model = builder.compile_model(builder.build_model("cnn"))
+    assert len(model.losses) > 0
+    assert not model.optimizer.weight_decay
+
+
+@pytest.mark.parametrize("architecture", ["mlp", "resnet", "fast"])
+def test_other_architectures_build(architecture):
+    builder = tiny_builder()
+    model = builder.build_model(architecture=architecture)
+    assert model.name == f"small_{architecture}"
+    assert model.output_shape == (None, 10)
+
+
+def test_unknown_architecture_is_refused():
+    with pytest.raises(ValueError, match="architecture"):
+        tiny_builder().build_model(architecture="transformer")
+
+
+def test_seed_main_evaluate_unpacks_loss_accuracy_top5(cifar10_batch):
+    x, y = cifar10_batch
+    builder = tiny_builder()
+    model = builder.compile_model(builder.build_model("cnn"))
+    onehot = keras.utils.to_categorical(y, 10)
+    for labels in (onehot, y):
+        loss, accuracy, top5 = model.evaluate(x, labels, verbose=0)
+        assert 0.0 <= accuracy <= top5 <= 1.0
+        assert np.isfinite(loss)
+
+
+def test_get_callbacks_follow_the_seed(tmp_path):
+    builder = ProductionModelBuilder((32, 32, 3), 10, "medium")
+    callbacks = builder.get_callbacks(log_dir=str(tmp_path / "logs"))
+    by_type = {type(c).__name__: c for c in callbacks}
+    early = by_type["EarlyStopping"]
+    assert (early.monitor, early.patience, early.restore_best_weights) == (
+        "val_loss", 15, True)
+    plateau = by_type["ReduceLROnPlateau"]
+    assert (plateau.monitor, plateau.factor, plateau.patience) == (
+        "val_loss", 0.5, 5)
+    assert plateau.min_lr == pytest.approx(1e-7)
+    assert by_type["OverfittingDetector"].threshold == 0.15
+    assert isinstance(by_type["OverfittingDetector"], OverfittingDetector)
+    checkpoint = by_type["BestModelCheckpoint"]
+    assert checkpoint.path.suffix == ".keras"
+    assert checkpoint.monitor == "val_accuracy"
+    assert "TensorBoard" in by_type and "BackupAndRestore" in by_type
+
+
+def test_get_data_augmentation_is_one_layer_with_the_seed_transforms():
+    augment = ProductionModelBuilder((32, 32, 3), 10).get_data_augmentation()
+    assert isinstance(augment, keras.layers.Layer)
+    names = {type(layer).__name__ for layer in augment.layers}
+    assert {"RandomFlip", "RandomRotation", "RandomZoom",
+            "RandomTranslation", "RandomContrast"} <= names
+
+
+@pytest.mark.parametrize("one_hot", [False, True])
+def test_train_on_real_images_with_int_or_one_hot_labels(cifar10_small,
+                                                         one_hot):
+    x, y = cifar10_small
+    x_train, y_train, x_val, y_val = x[:300], y[:300], x[300:400], y[300:400]
+    if one_hot:
+        y_train = keras.utils.to_categorical(y_train, 10)
+        y_val = keras.utils.to_categorical(y_val, 10)
+    builder = tiny_builder()
+    model, history = builder.train(x_train, y_train, x_val, y_val,
+                                   epochs=2, batch_size=50, verbose=0)
+    assert history.epoch == [0, 1]
+    for key in ("loss", "accuracy", "top5_accuracy", "val_loss",
+                "val_accuracy", "overfitting"):
+        assert len(history.history[key]) == 2
+    probs = model.predict(x_val[:8].astype("float32") / 255, verbose=0)
+    np.testing.assert_allclose(probs.sum(-1), 1.0, atol=1e-5)
+
+
+def test_train_writes_a_complete_run_folder(cifar10_small, tmp_path):
+    x, y = cifar10_small
+    run = tmp_path / "run"
+    builder = tiny_builder()
+    model, history = builder.train(x[:200], y[:200], x[200:300], y[200:300],
+                                   run_dir=run, verbose=0)
+    for name in ("config.yaml", "history.csv", "best_model.keras",
+                 "final_model.keras", "summary.json", "training_curves.png"):
+        assert (run / name).stat().st_size > 0, name
+    with open(run / "history.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["epoch"]) for r in rows] == [0, 1]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["epochs_recorded"] == 2
+    assert summary["wall_time_s"] > 0 and summary["images_per_s"] > 0
+    assert summary["best_val_accuracy"] == pytest.approx(
+        max(history.history["val_accuracy"]))
+    best = keras.saving.load_model(run / "best_model.keras")
+    assert best.count_params() == model.count_params()
+    assert not (run / "backup").exists()
+    assert set(RUN_FILES) >= {"history.csv", "summary.json"}
+    # A finished run is never overwritten by accident.
+    with pytest.raises(FileExistsError, match="overwrite"):
+        builder.train(x[:200], y[:200], x[200:300], y[200:300], run_dir=run,
+                      verbose=0)
+
+
+class _Crash(keras.callbacks.Callback):
+    def __init__(self, at_epoch):
+        super().__init__()
+        self.at_epoch = at_epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.at_epoch:
+            raise KeyboardInterrupt("simulated interruption")
+
+
+def test_interrupted_run_resumes_where_it_stopped(cifar10_small, tmp_path):
+    x, y = cifar10_small
+    data = (x[:200], y[:200], x[200:300], y[200:300])
+    run = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        tiny_builder(epochs=3).train(*data, run_dir=run, verbose=0,
+                                     callbacks=[_Crash(at_epoch=1)])
+    assert (run / "backup").exists() and not (run / "summary.json").exists()
+    _, history = tiny_builder(epochs=3).train(*data, run_dir=run, verbose=0)
+    assert history.epoch == [2]
+    with open(run / "history.csv") as f:
+        epochs = [int(r["epoch"]) for r in csv.DictReader(f)]
+    assert epochs == [0, 1, 2]
+    assert len(history.history["loss"]) == 3
+
+
+def test_resume_with_a_different_config_is_refused(cifar10_small, tmp_path):
+    x, y = cifar10_small
+    data = (x[:100], y[:100], x[100:150], y[100:150])
+    run = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        tiny_builder(epochs=3).train(*data, run_dir=run, verbose=0,
+                                     callbacks=[_Crash(at_epoch=0)])
+    with pytest.raises(ValueError, match="epochs=5"):
+        tiny_builder(epochs=5).train(*data, run_dir=run, verbose=0)
+
+
+def test_predict_with_tta_averages_the_mirror(cifar10_batch):
+    x, _ = cifar10_batch
+    builder = tiny_builder()
+    model = builder.build_model("cnn")
+    plain = model.predict(x, verbose=0)
+    mirror = model.predict(x[:, :, ::-1], verbose=0)
+    np.testing.assert_allclose(builder.predict(model, x, tta=True),
+                               (plain + mirror) / 2, atol=1e-6)
+    result = builder.evaluate(model, x, np.zeros(len(x), "int64"))
+    assert result["accuracy"] == pytest.approx(
+        float((plain.argmax(-1) == 0).mean()))
