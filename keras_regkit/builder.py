@@ -214,7 +214,7 @@ class ProductionModelBuilder:
                 run_dir / "best_model.keras", monitor=prefix + "accuracy"))
             callbacks.append(_run_files.HistoryRecorder(
                 run_dir / "history.csv"))
-        if log_dir is not None:
+        if log_dir is not None and _tensorboard_available():
             callbacks.append(keras.callbacks.TensorBoard(str(log_dir)))
         return callbacks
 
@@ -315,7 +315,8 @@ class ProductionModelBuilder:
         start = time.perf_counter()
         try:
             history = model.fit(train_ds, validation_data=val_ds,
-                                epochs=epochs, callbacks=cbs, verbose=verbose)
+                                epochs=epochs, callbacks=cbs, verbose=verbose,
+                                shuffle=False)  # the pipeline shuffles
         finally:
             wall = time.perf_counter() - start
         if run_dir is not None:
@@ -418,6 +419,17 @@ def _prepare_run_dir(run_dir, overwrite, preset):
                 + ", ".join(f"{k}={ours[k]!r} (run has {saved.get(k)!r})"
                             for k in changed)
                 + ". Use the same flags, or another run_dir (--out).")
+
+
+def _tensorboard_available():
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        warnings.warn("The `tensorboard` package is not installed: no "
+                      "TensorBoard logs are written (pip install tensorboard).",
+                      stacklevel=3)
+        return False
+    return True
 
 
 def _to_float(x):

@@ -273,11 +273,13 @@ def augmentation_from_image_data_generator(image_size=None, seed=None,
     zoom = args.pop("zoom_range", 0) or 0
     if isinstance(zoom, numbers.Real):
         zoom = (1 - zoom, 1 + zoom)
-    if tuple(zoom) != (1, 1):
+    zoom = tuple(zoom)
+    if zoom != (1, 1):
+        # ImageDataGenerator zooms by z (> 1: out); RandomZoom by 1 + factor.
         if len(zoom) != 2 or not 0 < zoom[0] <= zoom[1]:
             raise invalid("zoom_range", zoom, "a float in [0, 1) or "
                           "[lower, upper] with 0 < lower <= upper")
-        factor = (zoom[0] - 1.0, zoom[1] - 1.0)
+        factor = (round(zoom[0] - 1.0, 12), round(zoom[1] - 1.0, 12))
         layers.append(L.RandomZoom(factor, factor, seed=next(seeds),
                                    **geometry))
     width = _shift("width_shift_range", args.pop("width_shift_range", 0),

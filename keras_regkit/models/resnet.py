@@ -13,6 +13,8 @@ last block, and the last two stages can carry DropBlock (Ghiasi et al.
 import keras
 
 from keras_regkit._validation import invalid
+from keras_regkit.layers.drop_block import DropBlock2D
+from keras_regkit.layers.stochastic_depth import StochasticDepth
 from keras_regkit.models.cnn import conv_kernel_regularizer
 from keras_regkit.models.mlp import check_model_args
 from keras_regkit.models.presets import get_preset
@@ -81,15 +83,11 @@ def apply_residual_block(x, filters, preset, strides, drop_path_rate,
         )(residual)
     residual = _conv(residual, filters, preset, f"{name}_2")
     if drop_path_rate > 0:
-        from keras_regkit.layers.stochastic_depth import StochasticDepth
-
         residual = StochasticDepth(
             drop_path_rate, name=f"{name}_drop_path"
         )(residual)
     x = keras.layers.Add(name=f"{name}_add")([shortcut, residual])
     if dropblock:
-        from keras_regkit.layers.drop_block import DropBlock2D
-
         x = DropBlock2D(
             preset.dropblock_rate, preset.dropblock_size,
             name=f"{name}_dropblock",

@@ -136,18 +136,10 @@ def test_rate_is_learned_in_fit(cifar10_small):
     assert 0.0 < after < 1.0
 
 
-@pytest.mark.parametrize("kind", ["dense", "conv2d"])
-def test_check_layer(kind, tmp_path):
-    if kind == "dense":
-        def make():
-            return ConcreteDropout(keras.layers.Dense(4), seed=1)
-        shape, out_shape = (4, 6), (4, 4)
-    else:
-        def make():
-            return ConcreteDropout(keras.layers.Conv2D(2, 3), seed=1)
-        shape, out_shape = (2, 6, 6, 3), (2, 4, 4, 2)
+def test_check_layer(tmp_path):
     layer = check_layer(
-        make, shape, tmp_path, expected_output_shape=out_shape,
+        lambda: ConcreteDropout(keras.layers.Conv2D(2, 3), seed=1),
+        (2, 6, 6, 3), tmp_path, expected_output_shape=(2, 4, 4, 2),
         expected_num_trainable_weights=3,
         expected_num_non_trainable_weights=0,
         expected_num_seed_generators=1,
