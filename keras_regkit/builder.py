@@ -161,7 +161,7 @@ class ProductionModelBuilder:
         lr = preset.learning_rate if learning_rate is None else learning_rate
         lr = make_learning_rate(
             preset.lr_schedule, lr, steps_per_epoch, epochs,
-            preset.warmup_epochs, getattr(preset, "min_learning_rate", 0.0),
+            preset.warmup_epochs, preset.min_learning_rate,
         )
         with self._scope():
             model.compile(
@@ -207,7 +207,7 @@ class ProductionModelBuilder:
             callbacks.append(keras.callbacks.ReduceLROnPlateau(
                 monitor=prefix + "loss", factor=0.5,
                 patience=max(1, preset.early_stopping_patience // 3),
-                min_lr=1e-7))
+                min_lr=preset.min_learning_rate))
         callbacks.append(OverfittingDetector(threshold=0.15))
         if run_dir is not None:
             callbacks.append(_run_files.BestModelCheckpoint(
@@ -235,10 +235,7 @@ class ProductionModelBuilder:
             return x
         batch_size = batch_size or self.preset.batch_size
         augment = training and self.augment_on == "pipeline"
-        mix = None
-        if training and (self.preset.mixup_alpha or self.preset.cutmix_alpha):
-            mix = {"mixup_alpha": self.preset.mixup_alpha,
-                   "cutmix_alpha": self.preset.cutmix_alpha}
+        mix = self.preset.mix_config if training else None
         return make_dataset(
             x, y, batch_size, training=training,
             augmentation=self.get_data_augmentation() if augment else None,

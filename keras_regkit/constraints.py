@@ -65,7 +65,12 @@ def centered_unit_norm(w, axis=0):
     w = ops.convert_to_tensor(w)
     centered = w - ops.mean(w, axis=axis, keepdims=True)
     norms = ops.sqrt(ops.sum(ops.square(centered), axis=axis, keepdims=True))
-    return centered / (keras.config.epsilon() + norms)
+    # A slice that is constant up to rounding (relative to its own scale)
+    # has no direction: it becomes exactly zero instead of amplified noise.
+    scale = ops.sqrt(ops.sum(ops.square(w), axis=axis, keepdims=True))
+    keep = norms > keras.config.epsilon() * scale
+    safe = ops.where(keep, norms, ops.ones_like(norms))
+    return ops.where(keep, centered / safe, ops.zeros_like(centered))
 
 
 @register
@@ -139,8 +144,8 @@ class CenteredUnitNorm(keras.constraints.Constraint):
 
     Each slice along `axis` gets zero mean and unit norm, e.g. with the
     default `axis=0` each unit of a Dense kernel `(in, out)` sees zero-mean,
-    unit-norm incoming weights. A constant slice centres to zero and stays
-    zero (it has no direction to normalize).
+    unit-norm incoming weights. A constant slice (up to float rounding)
+    centres to zero and is returned as exactly zero.
 
     Args:
         axis: integer or list of integers, the axes reduced over (like

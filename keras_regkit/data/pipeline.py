@@ -102,7 +102,7 @@ def _replica(layers, offset):
     return copies
 
 
-def _augment_fn(augmentation, seed, replicas):
+def _augment_fn(augmentation, seed, replicas, image_shape):
     """The per-batch augmentation `apply(images, batch_index)`.
 
     Keras preprocessing layers draw from a seed-generator variable that is
@@ -134,6 +134,15 @@ def _augment_fn(augmentation, seed, replicas):
         for layer in layers:
             images = layer(images, training=True)
         return tf.cast(images, tf.float32)
+
+    if keras.backend.backend() != "tensorflow":
+        # Under JAX or torch each layer creates a TensorFlow seed generator
+        # on its first call in a graph: create it now, outside the critical
+        # section (where variables cannot be initialized).
+        dummy = tf.zeros((1,) + tuple(image_shape), tf.float32)
+        for layers in sets:
+            tf.function(lambda images, layers=layers: run(layers, images))(
+                dummy)
 
     def apply(images, index):
         if len(sets) == 1:
@@ -242,7 +251,15 @@ def make_dataset(x, y, batch_size, training, augmentation=None, mix=None,
         raise invalid("num_classes", None, "an integer >= 2 when `mix` is "
                       "given (mixing produces soft labels)")
     replicas = 1 if deterministic else min(8, os.cpu_count() or 1)
-    augment = _augment_fn(augmentation, seed, replicas) if training else None
+    if isinstance(x, tf.data.Dataset):
+        shape = x.element_spec[0].shape if isinstance(
+            x.element_spec, tuple) else None
+        image_shape = (32, 32, 3) if shape is None or shape.rank not in (
+            3, 4) else tuple(shape[-3:])
+    else:
+        image_shape = np.shape(x)[1:]
+    augment = (_augment_fn(augmentation, seed, replicas, image_shape)
+               if training else None)
     if isinstance(x, tf.data.Dataset):
         if y is not None:
             raise invalid("y", "<labels>", "None when `x` is a dataset")

@@ -122,7 +122,7 @@ def test_pipeline_and_model_placement_agree(cifar10_small):
     mean_gap = np.abs(piped.mean(0) - modelled.mean(0)).mean()
     std_gap = np.abs(piped.std(0) - modelled.std(0)).mean()
     assert mean_gap < 0.015 and std_gap < 0.015
-    assert np.abs(piped.mean(0) - raw[0]).mean() > 0.1  # it is augmented
+    assert piped.std(0).mean() > 0.05  # the copies really vary
     np.testing.assert_array_equal(model(raw[:4], training=False), raw[:4])
 
 
@@ -199,7 +199,7 @@ def test_trains_a_model(cifar10_small):
     model = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Flatten(),
                               keras.layers.Dense(10, activation="softmax")])
     model.compile("adam", "categorical_crossentropy")
-    history = model.fit(dataset, epochs=1, verbose=0)
+    history = model.fit(dataset, epochs=1, verbose=0, shuffle=False)
     assert np.isfinite(history.history["loss"][0])
 
 

@@ -101,16 +101,16 @@ def test_batch_norm_stays_in_inference_mode(layer_cls, cifar10_batch):
     conv = keras.layers.Conv2D(8, 3, name="conv")(inputs)
     bn_layer = keras.layers.BatchNormalization(name="bn")
     bn = bn_layer(conv)
-    model = keras.Model(inputs, layer_cls(rate, seed=11)(bn))
+    outputs = layer_cls(rate, seed=11)(bn)
+    model = keras.Model(inputs, outputs)
+    both_outputs = keras.Model(inputs, [bn, outputs])
     # Moving statistics far from this batch's statistics, so inference and
     # training mode give clearly different BN outputs.
     rng = np.random.default_rng(1)
     gamma, beta = rng.uniform(0.5, 2, 8), rng.normal(size=8)
     mean, var = rng.normal(size=8), rng.uniform(0.5, 3, 8)
     bn_layer.set_weights([w.astype("float32") for w in (gamma, beta, mean, var)])
-    pre = keras.Model(inputs, bn).predict(x, verbose=0)
-
-    out = model.predict(x, verbose=0)
+    pre, out = both_outputs.predict(x, verbose=0)
     np.testing.assert_allclose(_np(bn_layer.moving_mean), mean, rtol=1e-6)
     np.testing.assert_allclose(_np(bn_layer.moving_variance), var, rtol=1e-6)
     kept = out != 0
@@ -119,10 +119,12 @@ def test_batch_norm_stays_in_inference_mode(layer_cls, cifar10_batch):
     np.testing.assert_allclose(
         out[kept], pre[kept] / (1 - rate), rtol=1e-4, atol=1e-5
     )
-    # The seed's recipe, model(x, training=True), uses batch statistics.
+    # The seed's recipe, model(x, training=True), uses batch statistics
+    # and moves the moving statistics.
     naive = _np(model(x, training=True))
     both = kept & (naive != 0)
     assert np.max(np.abs(naive[both] - out[both])) > 0.5
+    assert np.max(np.abs(_np(bn_layer.moving_mean) - mean)) > 1e-3
 
 
 def test_toggle_takes_effect_on_compiled_model(cifar10_batch):

@@ -1,0 +1,206 @@
+"""Validation accuracy against wall time on the full CIFAR-10 training split.
+
+Trains a capacity preset through `ProductionModelBuilder` and, side by side,
+the seed's own recipe as written (the seed CNN, its five augmentation layers
+applied once to the whole array before `fit`, L2 in the kernels *and* AdamW
+weight decay, batch 64). The two runs take turns epoch by epoch in one
+process (a turnstile callback hands over at each epoch end), so both see the
+same machine load; each is charged only for its own epochs. The script
+prints validation accuracy per epoch with the elapsed time, and each recipe's
+best accuracy at equal wall time.
+
+Data: the 50,000 training images of ../shared/data, shuffled with a fixed
+seed; the last 5,000 are the validation split, the other 45,000 train.
+
+    python bench/time_to_accuracy.py --capacity medium --minutes 20
+"""
+
+import argparse
+import os
+import threading
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from keras_regkit import ProductionModelBuilder  # noqa: E402
+from keras_regkit.data import load_cifar10  # noqa: E402
+from keras_regkit.data.augmentation import seed_augmentation  # noqa: E402
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def split_cifar10(data_dir, n_val=5000, seed=0, limit=None):
+    """45,000 / 5,000 split of the training images after a seeded shuffle."""
+    (x, y), _ = load_cifar10(data_dir=data_dir)
+    y = np.asarray(y).reshape(-1)
+    order = np.random.default_rng(seed).permutation(len(x))
+    x, y = x[order], y[order]
+    if limit:
+        x, y = x[:limit], y[:limit]
+        n_val = max(len(x) // 10, 1)
+    return x[:-n_val], y[:-n_val], x[-n_val:], y[-n_val:]
+
+
+class Turnstile(keras.callbacks.Callback):
+    """Lets one of several concurrent `fit` calls run an epoch at a time.
+
+    Each run is charged only for the time between taking and handing over
+    the token, and stops itself once its budget is spent.
+    """
+
+    def __init__(self, name, token, order, budget_s, log):
+        super().__init__()
+        self.name, self.token, self.order = name, token, order
+        self.budget_s, self.log = budget_s, log
+        self.elapsed, self._start = 0.0, None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        with self.token:
+            self.token.wait_for(lambda: self.order[0] == self.name)
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.elapsed += time.perf_counter() - self._start
+        logs = logs or {}
+        self.log.append((self.name, epoch, self.elapsed,
+                         float(logs.get("val_accuracy", float("nan")))))
+        print(f"{self.name:>12s} epoch {epoch + 1:3d}  {self.elapsed:8.1f} s  "
+              f"val_accuracy {logs.get('val_accuracy', float('nan')):.4f}",
+              flush=True)
+        if self.elapsed >= self.budget_s:
+            self.model.stop_training = True
+        self._hand_over()
+
+    def on_train_end(self, logs=None):
+        with self.token:
+            if self.name in self.order:
+                self.order.remove(self.name)
+            self.token.notify_all()
+
+    def _hand_over(self):
+        with self.token:
+            if len(self.order) > 1 and self.order[0] == self.name:
+                self.order.append(self.order.pop(0))
+            self.token.notify_all()
+
+
+def seed_cnn(num_classes=10, l2=1e-4, conv_dropout=0.2, dense_dropout=0.4,
+             input_shape=(32, 32, 3)):
+    """The seed's CNN exactly as the seed writes it (biases, L2, max-norm)."""
+    reg = keras.regularizers.L2(l2)
+    inputs = keras.Input(input_shape)
+    x = inputs
+    for filters, rate in ((64, conv_dropout), (128, conv_dropout * 1.5)):
+        x = keras.layers.Conv2D(filters, 3, padding="same",
+                                kernel_regularizer=reg)(x)
+        x = keras.layers.BatchNormalization()(x)
+        x = keras.layers.Activation("relu")(x)
+        x = keras.layers.SpatialDropout2D(rate)(x)
+        x = keras.layers.Conv2D(filters, 3, padding="same",
+                                kernel_regularizer=reg)(x)
+        x = keras.layers.BatchNormalization()(x)
+        x = keras.layers.Activation("relu")(x)
+        x = keras.layers.MaxPooling2D(2)(x)
+        x = keras.layers.SpatialDropout2D(rate)(x)
+    x = keras.layers.Flatten()(x)
+    for units in (512, 256):
+        x = keras.layers.Dense(
+            units, kernel_regularizer=keras.regularizers.L2(l2 * 10),
+            kernel_constraint=keras.constraints.MaxNorm(3.0))(x)
+        x = keras.layers.BatchNormalization()(x)
+        x = keras.layers.Activation("relu")(x)
+        x = keras.layers.Dropout(dense_dropout)(x)
+    outputs = keras.layers.Dense(num_classes, activation="softmax")(x)
+    return keras.Model(inputs, outputs, name="seed_cnn")
+
+
+def run_seed_recipe(data, epochs, turnstile):
+    """The seed's train(): augment the whole array once, then fit."""
+    x_train, y_train, x_val, y_val = data
+    keras.utils.set_random_seed(0)
+    augment = seed_augmentation()
+    x = x_train.astype("float32") / 255.0
+    x = np.concatenate([
+        keras.ops.convert_to_numpy(augment(x[i:i + 1000], training=True))
+        for i in range(0, len(x), 1000)])
+    model = seed_cnn()
+    model.compile(
+        optimizer=keras.optimizers.AdamW(1e-3, weight_decay=1e-4),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=0.05),
+        metrics=["accuracy"])
+    model.fit(
+        x, keras.utils.to_categorical(y_train, 10), batch_size=64,
+        epochs=epochs, verbose=0,
+        validation_data=(x_val.astype("float32") / 255.0,
+                         keras.utils.to_categorical(y_val, 10)),
+        callbacks=[
+            keras.callbacks.EarlyStopping("val_loss", patience=15,
+                                          restore_best_weights=True),
+            keras.callbacks.ReduceLROnPlateau("val_loss", factor=0.5,
+                                              patience=5, min_lr=1e-7),
+            turnstile,
+        ])
+
+
+def run_preset(data, capacity, epochs, batch_size, seed, precision, turnstile):
+    x_train, y_train, x_val, y_val = data
+    builder = ProductionModelBuilder((32, 32, 3), 10, capacity, seed=seed,
+                                     precision=precision)
+    builder.train(x_train, y_train, x_val, y_val, epochs=epochs,
+                  batch_size=batch_size, verbose=0, callbacks=[turnstile])
+
+
+def best_by(log, name, seconds):
+    accs = [acc for who, _, t, acc in log if who == name and t <= seconds]
+    return max(accs) if accs else float("nan")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--capacity", default="medium")
+    parser.add_argument("--minutes", type=float, default=20.0,
+                        help="wall-time budget of each recipe")
+    parser.add_argument("--epochs", type=int, default=200)
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--precision", default="float32")
+    parser.add_argument("--data-dir", type=Path, default=SHARED)
+    parser.add_argument("--limit", type=int, default=None,
+                        help="use only the first N images (smoke runs)")
+    parser.add_argument("--no-seed-recipe", action="store_true",
+                        help="train only the preset")
+    args = parser.parse_args()
+
+    data = split_cifar10(args.data_dir, limit=args.limit)
+    print(f"data: {len(data[0])} train / {len(data[2])} validation images "
+          "(seeded shuffle of the training split, last part held out)")
+    budget = args.minutes * 60
+    token, log = threading.Condition(), []
+    name = f"{args.capacity} preset"
+    order = [name] + ([] if args.no_seed_recipe else ["seed recipe"])
+    runs = [threading.Thread(target=run_preset, args=(
+        data, args.capacity, args.epochs, args.batch_size, args.seed,
+        args.precision, Turnstile(name, token, order, budget, log)))]
+    if not args.no_seed_recipe:
+        runs.append(threading.Thread(target=run_seed_recipe, args=(
+            data, args.epochs, Turnstile("seed recipe", token, order, budget,
+                                         log))))
+    start = time.perf_counter()
+    for run in runs:
+        run.start()
+    for run in runs:
+        run.join()
+    print(f"total wall time {time.perf_counter() - start:.0f} s")
+    names = sorted({who for who, *_ in log})
+    common = min(max(t for who, _, t, _ in log if who == n) for n in names)
+    print(f"\nbest validation accuracy within {common:.0f} s of training each:")
+    for n in names:
+        print(f"  {n:>14s}: {best_by(log, n, common):.4f}")
+
+
+if __name__ == "__main__":
+    main()
