@@ -70,7 +70,12 @@ def _resolve_sparse(y_true, y_pred, sparse, axis):
     """Decides dense vs integer labels and checks the static shapes."""
     true_shape, pred_shape = tuple(y_true.shape), tuple(y_pred.shape)
     rank = len(pred_shape)
-    axis = axis % rank if rank else axis
+    if not -rank <= axis < rank:
+        raise ValueError(
+            f"`axis`={axis} is out of range for `y_pred` of rank {rank}. "
+            f"Received: y_true.shape={true_shape}, y_pred.shape={pred_shape}"
+        )
+    axis = axis % rank
     class_free = pred_shape[:axis] + pred_shape[axis + 1:]
 
     def same(a, b):
@@ -88,7 +93,7 @@ def _resolve_sparse(y_true, y_pred, sparse, axis):
     dense_ok = same(true_shape, pred_shape)
     if sparse is None:
         sparse = sparse_ok and not (dense_ok and not _is_integer(y_true))
-    if rank < 1 or not (sparse_ok if sparse else dense_ok):
+    if not (sparse_ok if sparse else dense_ok):
         kind = "integer labels" if sparse else "one-hot or soft labels"
         raise ValueError(
             f"`y_true` shape does not fit `y_pred` shape for {kind}: "
@@ -121,11 +126,15 @@ def label_smoothing_cross_entropy(y_true, y_pred, epsilon=0.1,
     Returns:
         The loss per sample, `y_pred`'s shape without `axis`.
     """
+    epsilon = check_rate("epsilon", epsilon)
+    axis = check_int("axis", axis)
     y_pred = ops.convert_to_tensor(y_pred)
     y_true = ops.convert_to_tensor(y_true)
     sparse, axis, has_class_axis = _resolve_sparse(y_true, y_pred, sparse, axis)
     log_p = _log_probs(y_pred, from_logits, axis)
     k = y_pred.shape[axis]
+    if k is None:  # unknown number of classes while tracing
+        k = ops.cast(ops.shape(y_pred)[axis], log_p.dtype)
     if not sparse:
         target = ops.cast(y_true, log_p.dtype)
         if epsilon:
@@ -143,7 +152,6 @@ def label_smoothing_cross_entropy(y_true, y_pred, epsilon=0.1,
 
 def label_smoothing_loss(y_true, y_pred, epsilon=0.1):
     """The seed's form: mean smoothed cross-entropy over the batch."""
-    epsilon = check_rate("epsilon", epsilon)
     return ops.mean(label_smoothing_cross_entropy(y_true, y_pred, epsilon))
 
 
@@ -164,7 +172,8 @@ class LabelSmoothingCrossEntropy(keras.losses.Loss):
     or `(batch, 1)` against `y_pred` of shape `(batch, K)`.
 
     Args:
-        epsilon: smoothing in [0, 1). Defaults to `0.1`.
+        epsilon: smoothing in [0, 1); `None` means `0.1` unless
+            `label_smoothing` is given. Defaults to `None`.
         from_logits: whether `y_pred` holds logits. Defaults to `False`.
         sparse: `True` for integer labels, `False` for one-hot or soft
             labels, `None` to detect. Defaults to `None`.
@@ -202,7 +211,9 @@ class LabelSmoothingCrossEntropy(keras.losses.Loss):
                 )
             epsilon = label_smoothing
         super().__init__(name=name, reduction=reduction, dtype=dtype)
-        self.epsilon = check_rate("epsilon", 0.1 if epsilon is None else epsilon)
+        if epsilon is None:
+            epsilon = 0.1
+        self.epsilon = check_rate("epsilon", epsilon)
         if not isinstance(from_logits, bool):
             raise invalid("from_logits", from_logits, "a bool")
         if sparse is not None and not isinstance(sparse, bool):

@@ -1,4 +1,4 @@
-"""Tests for keras_regkit.constraints: spectral-norm bound, centred unit norm."""
+"""Tests for keras_regkit.constraints: spectral-norm bound, centred norm."""
 
 import numpy as np
 import pytest

@@ -209,6 +209,18 @@ def test_bad_label_shapes(true_shape, sparse):
         loss(y_true, y_pred)
 
 
+def test_axis_out_of_range():
+    with pytest.raises(ValueError, match="out of range"):
+        LabelSmoothingCrossEntropy(axis=2)(np.zeros((4,)), np.ones((4, 5)))
+
+
+def test_integer_typed_one_hot_is_dense():
+    one_hot = np.eye(5, dtype="int32")[[0, 3]]
+    pred = np.full((2, 5), 0.2, "float32")
+    value = _np(label_smoothing_cross_entropy(one_hot, pred, 0.0))
+    np.testing.assert_allclose(value, -np.log(0.2), rtol=1e-6)
+
+
 def test_reduction_and_sample_weight(cifar_logits):
     logits, y = cifar_logits
     per_sample = _np(LabelSmoothingCrossEntropy(
@@ -271,6 +283,7 @@ def _jit_variants():
     return [False, True] if backend() == "tensorflow" else [False]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("jit_compile", _jit_variants())
 @pytest.mark.parametrize("labels", ["integer", "one_hot"])
 def test_trains_under_fit(cifar10_batch, jit_compile, labels):

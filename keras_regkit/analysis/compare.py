@@ -108,7 +108,8 @@ def compare_ablations(capacity, ablate, x_train, y_train, x_val, y_val,
         changes = _changes(preset, overrides)
         key = tuple(sorted(changes.items()))
         if key in done:
-            record = dict(done[key], run=run, changes="none (same as preset)")
+            record = dict(done[key], run=run, _source=done[key]["run"],
+                          changes=f"none (same as {done[key]['run']})")
             records.append(record)
             histories[run] = histories[done[key]["run"]]
             continue
@@ -139,10 +140,14 @@ def compare_ablations(capacity, ablate, x_train, y_train, x_val, y_val,
         done[key] = record
     for record in records:
         record["delta_val_acc"] = record["val_acc"] - records[0]["val_acc"]
+    labels = _distinct(records)
+    for record in records:
+        record.pop("_source", None)
     table = markdown_table(records, preset.name, epochs, seed)
     files = {}
     if out_dir is not None:
-        files = _write(out_dir, records, histories, table, preset.name)
+        files = _write(out_dir, records, histories, labels, table,
+                       preset.name)
     if progress:
         print(table)
     return {"records": records, "histories": histories, "table": table,
@@ -171,7 +176,16 @@ def markdown_table(records, preset_name="", epochs=None, seed=None):
     return "\n".join(lines) + "\n"
 
 
-def _write(out_dir, records, histories, table, preset_name):
+def _distinct(records):
+    """Plot labels: runs that reused another's training share its curve."""
+    labels = {}
+    for r in records:
+        source = r.get("_source", r["run"])
+        labels.setdefault(source, []).append(r["run"])
+    return {source: " = ".join(names) for source, names in labels.items()}
+
+
+def _write(out_dir, records, histories, labels, table, preset_name):
     out_dir.mkdir(parents=True, exist_ok=True)
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
@@ -182,7 +196,8 @@ def _write(out_dir, records, histories, table, preset_name):
              "results": out_dir / "results.json"}
     atomic_write_text(files["table_md"], table)
     atomic_write_text(files["table_csv"], buffer.getvalue())
-    plot_validation_curves(histories, files["curves"],
+    plot_validation_curves({labels[k]: histories[k] for k in labels},
+                           files["curves"],
                            title=f"Preset {preset_name} and its ablations")
     atomic_write_json(files["results"], {"records": records,
                                          "histories": histories})

@@ -11,6 +11,7 @@ import math
 import keras
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 # The seed's dictionaries use train_loss / train_acc; Keras uses loss /
 # accuracy. Each metric lists the keys accepted for it, preferred first.
@@ -97,6 +98,7 @@ def plot_training_diagnostics(history, path=None, title=None, verbose=False):
         if val and label == "loss" and math.isfinite(val[-1]):
             ax.scatter([len(val)], [val[-1]], color="red", zorder=3,
                        label=f"final val loss {val[-1]:.3f}")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
@@ -138,6 +140,7 @@ def plot_validation_curves(histories, path=None, title=None):
                         label=name)
     for ax, label in ((ax_acc, "validation accuracy"),
                       (ax_loss, "validation loss")):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)

@@ -138,6 +138,7 @@ def _hypermodel_class():
                 val = validation_data
             callbacks = list(callbacks or []) + builder.get_callbacks(
                 log_dir=None, validation=val is not None)
+            kwargs.setdefault("shuffle", False)  # the pipeline shuffles
             return model.fit(train, validation_data=val,
                              epochs=epochs or builder.preset.epochs,
                              callbacks=callbacks, **kwargs)

@@ -9,23 +9,21 @@ import keras
 
 from keras_regkit._registry import register
 from keras_regkit._validation import check_choice
+from keras_regkit._validation import check_float
 from keras_regkit._validation import check_int
 from keras_regkit._validation import check_non_negative
 from keras_regkit._validation import invalid
 
-_ACCURACY_NAMES = (
-    "accuracy", "acc", "sparse_categorical_accuracy", "categorical_accuracy",
-    "binary_accuracy",
-)
+_ACCURACY_NAMES = ("accuracy", "acc", "sparse_categorical_accuracy",
+                   "categorical_accuracy", "binary_accuracy")
 
 
 def _as_float(value):
     """`float(value)`, or None for a missing or non-scalar value."""
     try:
-        value = float(value)
+        return float(value)
     except (TypeError, ValueError):
         return None
-    return value
 
 
 def find_accuracy_key(logs, name=None):
@@ -76,24 +74,14 @@ def overfitting_onset(records, patience):
 def epoch_signals(record, history, threshold, acc_threshold, min_delta):
     """Computes the gaps and the overfitting signal of one epoch record.
 
-    Args:
-        record: mapping with `loss`, `val_loss`, `accuracy`, `val_accuracy`
-            (accuracies may be None).
-        history: the earlier records of the run, oldest first.
-        threshold: relative loss gap above which a stalled epoch signals.
-        acc_threshold: accuracy gap above which a stalled epoch signals, or
-            None.
-        min_delta: smallest change of the validation loss that counts as
-            an improvement or a rise.
-
-    Returns:
-        A dict with `loss_gap` (`(val_loss - loss) / |loss|`), `acc_gap`
-        (train minus validation accuracy, or None), `improved` (validation
-        loss below its best so far by more than `min_delta`; True on the
-        first epoch), `rising` (validation loss above the previous epoch's
-        by more than `min_delta` while the training loss fell) and `signal`
-        (`rising`, or a gap over its threshold on an epoch that did not
-        improve).
+    `record` holds `loss`, `val_loss`, `accuracy`, `val_accuracy` (the
+    accuracies may be None); `history` the earlier records, oldest first.
+    Returns `loss_gap` (`(val_loss - loss) / |loss|`), `acc_gap` (train
+    minus validation accuracy, or None), `improved` (validation loss below
+    its best by more than `min_delta`; True on the first epoch), `rising`
+    (validation loss above the previous epoch's by more than `min_delta`
+    while the training loss fell) and `signal` (`rising`, or a gap over its
+    threshold on an epoch that did not improve).
     """
     loss, val_loss = record["loss"], record["val_loss"]
     loss_gap = (val_loss - loss) / max(abs(loss), 1e-12)
@@ -119,7 +107,7 @@ def epoch_signals(record, history, threshold, acc_threshold, min_delta):
 class OverfittingDetector(keras.callbacks.Callback):
     """Detects overfitting from the train/validation gap and acts on it.
 
-    At each epoch end the detector reads the training and validation loss
+    At each epoch end it reads the training and validation loss
     (and accuracy, under whatever name the model compiled it). An epoch
     signals when the relative loss gap `(val_loss - loss) / loss` exceeds
     `threshold` (the seed's `val_loss > loss * (1 + threshold)`) or the
@@ -167,6 +155,10 @@ class OverfittingDetector(keras.callbacks.Callback):
     >>> detector = OverfittingDetector(threshold=0.15, action="stop")
     >>> model.fit(x, y, validation_split=0.2, callbacks=[detector])
     >>> print(detector.summary())
+
+    References:
+        - Prechelt, "Early Stopping - But When?", Neural Networks: Tricks of
+          the Trade, 1998 (generalization-loss and successive-rise criteria).
     """
 
     def __init__(self, threshold=0.1, patience=2, min_delta=0.0,
@@ -179,19 +171,15 @@ class OverfittingDetector(keras.callbacks.Callback):
         if not isinstance(monitor, str) or not monitor:
             raise invalid("monitor", monitor, "a non-empty metric name")
         self.monitor = monitor[4:] if monitor.startswith("val_") else monitor
-        if acc_threshold is not None:
-            acc_threshold = check_non_negative("acc_threshold", acc_threshold)
-            if acc_threshold > 1:
-                raise invalid("acc_threshold", acc_threshold,
-                              "None or a float in [0, 1]")
-        self.acc_threshold = acc_threshold
+        self.acc_threshold = acc_threshold if acc_threshold is None else (
+            check_float("acc_threshold", acc_threshold, 0.0, 1.0, True, True))
         if not callable(action):
             check_choice("action", action, ("warn", "stop"))
         self.action = action
         self.start_epoch = check_int("start_epoch", start_epoch, 0)
         self.verbose = check_int("verbose", verbose, 0, 2)
-        if acc_metric is not None and (not isinstance(acc_metric, str)
-                                       or not acc_metric):
+        if acc_metric is not None and not (isinstance(acc_metric, str)
+                                           and acc_metric):
             raise invalid("acc_metric", acc_metric, "None or a metric name")
         self.acc_metric = acc_metric
         if state_path is not None and not isinstance(
@@ -216,8 +204,6 @@ class OverfittingDetector(keras.callbacks.Callback):
     @classmethod
     def from_config(cls, config):
         return cls(**config)
-
-    # State --------------------------------------------------------------
 
     def _replay(self):
         self.onset_epoch, self.fired_epoch = overfitting_onset(
@@ -251,8 +237,6 @@ class OverfittingDetector(keras.callbacks.Callback):
         except OSError as error:
             warnings.warn(f"OverfittingDetector could not write its state "
                           f"to {self.state_path!r}: {error}", stacklevel=2)
-
-    # Callback hooks ------------------------------------------------------
 
     def on_train_begin(self, logs=None):
         self._warned_missing = False
@@ -334,21 +318,19 @@ class OverfittingDetector(keras.callbacks.Callback):
 
     def summary(self):
         """Returns a readable report of the records and the verdict."""
-        lines = ["OverfittingDetector report"]
         if not self.records:
-            lines.append("  no epoch with validation metrics was recorded.")
-            return "\n".join(lines)
-        if self.onset_epoch is None:
-            lines.append(f"  no overfitting detected over "
-                         f"{len(self.records)} epochs.")
-        else:
-            lines.append(f"  overfitting declared at epoch "
-                         f"{self.fired_epoch}; onset epoch "
-                         f"{self.onset_epoch} (0-based).")
+            return ("OverfittingDetector report\n  no epoch with validation "
+                    "metrics was recorded.")
+        verdict = (f"no overfitting detected over {len(self.records)} epochs."
+                   if self.onset_epoch is None else
+                   f"overfitting declared at epoch {self.fired_epoch}; onset "
+                   f"epoch {self.onset_epoch} (0-based).")
+        lines = ["OverfittingDetector report", "  " + verdict]
         lines.append("  epoch      loss  val_loss  loss_gap   acc_gap  "
                      "signal  overfitting")
         for r in self.records:
-            acc = "       -" if r["acc_gap"] is None else f"{r['acc_gap']:+8.4f}"
+            acc = ("       -" if r["acc_gap"] is None
+                   else f"{r['acc_gap']:+8.4f}")
             lines.append(
                 f"  {r['epoch']:5d}  {r['loss']:8.4f}  {r['val_loss']:8.4f}  "
                 f"{r['loss_gap']:+8.1%}  {acc}  {str(r['signal']):>6}  "

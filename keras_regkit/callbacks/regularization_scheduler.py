@@ -11,6 +11,7 @@ from keras_regkit._registry import register
 from keras_regkit._validation import check_choice
 from keras_regkit._validation import check_int
 from keras_regkit._validation import invalid
+from keras_regkit.callbacks.weight_monitor import check_layer_names
 from keras_regkit.callbacks.weight_monitor import walk_layers
 
 # Attributes that hold a regularizer's strength, by convention: Keras's
@@ -100,8 +101,11 @@ class RegularizationScheduler(keras.callbacks.Callback):
     traced, so after a change the scheduler rebuilds the model's train and
     test functions (`make_train_function(force=True)`): no recompiling, the
     optimizer state is kept, and it works with `jit_compile=True`. Each
-    change costs one retrace; prefer schedules whose value changes on few
-    epochs. The final values stay on the model after training.
+    change costs one retrace (TensorFlow may log a retracing warning after
+    several); prefer schedules whose value changes on few epochs. The final
+    values stay on the model after training. Each epoch's schedule value
+    goes into the logs as `dropout_scale` (or `dropout_rate`) and
+    `regularizer_scale` (or `regularizer_strength`).
 
     Args:
         dropout_schedule: None, a callable `epoch -> value` (0-based
@@ -121,9 +125,16 @@ class RegularizationScheduler(keras.callbacks.Callback):
     >>> lr = lambda epoch: 1e-3 * 0.1 ** (epoch // 30)
     >>> callbacks = [
     ...     keras.callbacks.LearningRateScheduler(lr),
-    ...     RegularizationScheduler(regularizer_schedule=lambda e: lr(0) / lr(e)),
-    ...     RegularizationScheduler(dropout_schedule=[(0, 0.0), (5, 1.0)]),
+    ...     RegularizationScheduler(
+    ...         regularizer_schedule=lambda e: lr(0) / lr(e),
+    ...         dropout_schedule=[(0, 0.0), (5, 1.0)]),  # dropout warm-up
     ... ]
+
+    References:
+        - Morerio et al., "Curriculum Dropout", ICCV 2017 (dropout rates
+          scheduled over training).
+        - Loshchilov and Hutter, "Decoupled Weight Decay Regularization",
+          ICLR 2019 (how L2 strength and learning rate interact).
     """
 
     def __init__(self, dropout_schedule=None, regularizer_schedule=None,
@@ -146,11 +157,7 @@ class RegularizationScheduler(keras.callbacks.Callback):
                 if value >= 1:
                     raise invalid("dropout_schedule", dropout_schedule,
                                   "absolute rates in [0, 1)")
-        if layers is not None and (isinstance(layers, str) or not layers or
-                                   not all(isinstance(n, str) for n in layers)):
-            raise invalid("layers", layers,
-                          "None or a non-empty list of layer names")
-        self.layers = None if layers is None else list(layers)
+        self.layers = check_layer_names("layers", layers)
         self.verbose = check_int("verbose", verbose, 0, 1)
         self._initial = {}  # id -> starting value, kept across fits
         self._dropout_targets = []
@@ -202,7 +209,8 @@ class RegularizationScheduler(keras.callbacks.Callback):
                     regs.setdefault(id(reg), reg)
         for reg in regs.values():
             for attr in strength_attributes(reg):
-                self._reg_targets.append((reg, attr, self._remember(reg, attr)))
+                start = self._remember(reg, attr)
+                self._reg_targets.append((reg, attr, start))
         for kind, schedule, targets in (
                 ("dropout", self.dropout_schedule, self._dropout_targets),
                 ("regularizer", self.regularizer_schedule, self._reg_targets)):
@@ -259,10 +267,11 @@ class RegularizationScheduler(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is None:
             return
-        names = {"scale": "scale", "absolute": "rate"}
         if "dropout" in self.current:
-            logs[f"dropout_{names[self.dropout_mode]}"] = self.current["dropout"]
+            key = ("dropout_scale" if self.dropout_mode == "scale"
+                   else "dropout_rate")
+            logs[key] = self.current["dropout"]
         if "regularizer" in self.current:
-            suffix = ("scale" if self.regularizer_mode == "scale"
-                      else "strength")
-            logs[f"regularizer_{suffix}"] = self.current["regularizer"]
+            key = ("regularizer_scale" if self.regularizer_mode == "scale"
+                   else "regularizer_strength")
+            logs[key] = self.current["regularizer"]

@@ -81,6 +81,16 @@ def weight_stats(weights, zero_tol, previous=None):
     return stats
 
 
+def check_layer_names(name, value):
+    """Checks None or a non-empty list of layer names; returns a list."""
+    if value is None:
+        return None
+    if isinstance(value, str) or not isinstance(value, (list, tuple)) or (
+            not value or not all(isinstance(n, str) for n in value)):
+        raise invalid(name, value, "None or a non-empty list of layer names")
+    return list(value)
+
+
 def _optional_fraction(name, value):
     if value is None:
         return None
@@ -113,7 +123,8 @@ class WeightStatsMonitor(keras.callbacks.Callback):
     TensorBoard callback placed after the monitor; with `writer` they are
     also written there directly. It warns once per fit when most weights
     are near zero or when a kernel's norm collapsed, the signs of too much
-    L1/L2 or weight decay.
+    L1/L2 or weight decay. (`fit(verbose=1)` prints every log key at epoch
+    end; use `verbose=2` or `layers=` to keep the progress line short.)
 
     Args:
         zero_tol: positive threshold under which a weight counts as zero.
@@ -142,13 +153,7 @@ class WeightStatsMonitor(keras.callbacks.Callback):
                  warn_zero_fraction=0.5, warn_norm_ratio=0.1, verbose=0):
         super().__init__()
         self.zero_tol = check_positive("zero_tol", zero_tol)
-        if layers is not None:
-            if isinstance(layers, str) or not all(
-                    isinstance(n, str) for n in layers) or not layers:
-                raise invalid("layers", layers,
-                              "None or a non-empty list of layer names")
-            layers = list(layers)
-        self.layers = layers
+        self.layers = check_layer_names("layers", layers)
         if writer is not None and not (hasattr(writer, "add_scalar")
                                        or hasattr(writer, "as_default")):
             raise invalid("writer", writer, "None, a tf.summary writer or an "

@@ -7,12 +7,14 @@ the model (`augmentation_model_layers`); the random layers are the identity
 at inference either way.
 """
 
+import itertools
 import math
 import numbers
 
 import keras
 
 from keras_regkit._validation import check_choice
+from keras_regkit._validation import check_int
 from keras_regkit._validation import check_seed
 from keras_regkit._validation import invalid
 
@@ -25,11 +27,8 @@ _CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 
 
 def _seeder(seed):
-    """Yields one seed per layer: `seed`, `seed + 1`, ... (None stays None)."""
-    count = 0
-    while True:
-        yield None if seed is None else seed + count
-        count += 1
+    """One seed per layer: `seed`, `seed + 1`, ... (None stays None)."""
+    return itertools.repeat(None) if seed is None else itertools.count(seed)
 
 
 def _policy_layers(name, seeds):
@@ -200,7 +199,9 @@ def augmentation_from_image_data_generator(image_size=None, seed=None,
     Supported: `rotation_range` (degrees), `width_shift_range`,
     `height_shift_range` (fractions, or pixels when >= 1 and `image_size`
     is given), `zoom_range` (float `z` for [1 - z, 1 + z], or `[lo, hi]`,
-    drawn per axis), `shear_range` (degrees, as a shear of sin(angle)),
+    drawn per axis), `shear_range` (degrees, as a horizontal shear of
+    sin(angle), about the top edge where ImageDataGenerator shears about
+    the centre),
     `horizontal_flip`, `vertical_flip`, `fill_mode` (default "nearest", as
     in ImageDataGenerator), `cval`, `interpolation_order` (0 or 1),
     `channel_shift_range` (in 0-255 pixel units, as a brightness shift of
@@ -213,8 +214,8 @@ def augmentation_from_image_data_generator(image_size=None, seed=None,
     turn, which blurs slightly more.
 
     Args:
-        image_size: image side in pixels, needed only for shifts in pixels.
-            Defaults to `None`.
+        image_size: image size in pixels, `side` or `(height, width)`,
+            needed only for shifts given in pixels. Defaults to `None`.
         seed: base seed; layer `i` gets `seed + i`. Defaults to `None`.
         **kwargs: the `ImageDataGenerator` arguments.
 
@@ -231,8 +232,12 @@ def augmentation_from_image_data_generator(image_size=None, seed=None,
     ```
     """
     seeds = _seeder(check_seed("seed", seed))
-    if image_size is not None:
-        image_size = int(image_size)
+    height_px = width_px = None
+    if isinstance(image_size, (tuple, list)) and len(image_size) == 2:
+        height_px = check_int("image_size", image_size[0], 1)
+        width_px = check_int("image_size", image_size[1], 1)
+    elif image_size is not None:
+        height_px = width_px = check_int("image_size", image_size, 1)
     args = dict(kwargs)
     for name, advice in _REFUSED.items():
         if args.pop(name, None):
@@ -283,17 +288,17 @@ def augmentation_from_image_data_generator(image_size=None, seed=None,
         layers.append(L.RandomZoom(factor, factor, seed=next(seeds),
                                    **geometry))
     width = _shift("width_shift_range", args.pop("width_shift_range", 0),
-                   image_size)
+                   width_px)
     height = _shift("height_shift_range", args.pop("height_shift_range", 0),
-                    image_size)
+                    height_px)
     if width or height:
         layers.append(L.RandomTranslation(height, width, seed=next(seeds),
                                           **geometry))
-    modes = [m for m, key in (("horizontal", "horizontal_flip"),
-                              ("vertical", "vertical_flip")) if args.pop(key,
-                                                                         False)]
-    if modes:
-        mode = "horizontal_and_vertical" if len(modes) == 2 else modes[0]
+    horizontal = bool(args.pop("horizontal_flip", False))
+    vertical = bool(args.pop("vertical_flip", False))
+    if horizontal or vertical:
+        mode = ("horizontal_and_vertical" if horizontal and vertical else
+                "horizontal" if horizontal else "vertical")
         layers.append(L.RandomFlip(mode, seed=next(seeds),
                                    data_format=data_format))
     channel_shift = args.pop("channel_shift_range", 0) or 0

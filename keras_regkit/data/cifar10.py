@@ -9,6 +9,7 @@ package, for examples and smoke tests.
 
 import hashlib
 import os
+import tarfile
 import tempfile
 import warnings
 from pathlib import Path
@@ -83,13 +84,13 @@ def _find_source(data_dir):
     return None, looked_at
 
 
-def _download(cache_dir):
-    """Downloads the official archive with `keras.utils.get_file`."""
+def _download():
+    """Downloads the official archive into the Keras cache (`get_file`)."""
     import keras
 
     return Path(keras.utils.get_file(
         fname="cifar-10-python.tar.gz", origin=CIFAR10_URL,
-        file_hash=CIFAR10_SHA256, cache_dir=cache_dir,
+        file_hash=CIFAR10_SHA256,
     ))
 
 
@@ -138,7 +139,11 @@ def _save_cached(path, splits):
 
 def _read(source, shuffle_seed):
     read = _formats.read_archive if source.is_file() else _formats.read_folder
-    (x_train, y_train), (x_test, y_test), has_test, layout = read(str(source))
+    try:
+        (x_train, y_train), (x_test, y_test), has_test, layout = read(
+            str(source))
+    except tarfile.TarError as error:
+        raise ValueError(f"{source} is not a readable tar archive: {error}")
     if layout == "tree" and shuffle_seed is not None:
         # Trees list images class by class; a fixed shuffle keeps any slice
         # (e.g. the last 10% used for validation) class-balanced.
@@ -183,7 +188,8 @@ def load_cifar10(data_dir=None, cache_dir=None, allow_download=False,
         cache_dir: folder for the decoded-array cache. Defaults to `None`
             (`~/.keras/datasets/keras_regkit_cache`).
         allow_download: if no copy is found, download the official archive
-            with `keras.utils.get_file`. Defaults to `False`.
+            into the Keras cache with `keras.utils.get_file` (a failure is
+            reported with the places searched). Defaults to `False`.
         cache: read and write the decoded-array cache. Defaults to `True`.
         shuffle_seed: image trees list their images class by class; they are
             returned in a fixed random order drawn with this seed, so any
@@ -213,7 +219,7 @@ def load_cifar10(data_dir=None, cache_dir=None, allow_download=False,
     download_error = None
     if source is None and allow_download:
         try:
-            source = _download(str(cache_dir) if cache_dir else None)
+            source = _download()
         except Exception as error:  # offline, blocked, bad hash...
             download_error = error
     if source is None:

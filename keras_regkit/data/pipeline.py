@@ -124,8 +124,8 @@ def _augment_fn(augmentation, seed, replicas, image_shape):
     sets = [augmentation_model_layers(augmentation)]
     try:
         sets += [_replica(sets[0], 7919 * r) for r in range(1, replicas)]
-    except Exception:  # a layer that cannot be rebuilt from its config
-        pass
+    except (TypeError, ValueError, KeyError, NotImplementedError):
+        pass  # a layer that cannot be rebuilt from its config: one set
     sections = [tf.CriticalSection() for _ in sets]
 
     def run(layers, images):
@@ -139,7 +139,8 @@ def _augment_fn(augmentation, seed, replicas, image_shape):
         # Under JAX or torch each layer creates a TensorFlow seed generator
         # on its first call in a graph: create it now, outside the critical
         # section (where variables cannot be initialized).
-        dummy = tf.zeros((1,) + tuple(image_shape), tf.float32)
+        shape = [32 if d is None else d for d in image_shape] or [32, 32, 3]
+        dummy = tf.zeros([1] + shape, tf.float32)
         for layers in sets:
             tf.function(lambda images, layers=layers: run(layers, images))(
                 dummy)
@@ -165,11 +166,14 @@ def _to_float(images, normalize):
 
 
 def _from_dataset(dataset, num_classes, cache, shuffle, buffer, seed):
+    """Unbatched, cached, shuffled `(image, label)` pairs and the image shape."""
     spec = dataset.element_spec
     if not isinstance(spec, tuple) or len(spec) != 2:
         raise invalid("x", dataset, "a dataset of (image, label) pairs")
     if spec[0].shape.rank == 4:  # already batched: rebatch ourselves
         dataset = dataset.unbatch()
+    rank = spec[0].shape.rank
+    image_shape = tuple(spec[0].shape)[-3:] if rank in (3, 4) else ()
     if num_classes is not None and spec[1].dtype.is_integer:
         dataset = dataset.map(lambda x, y: (x, tf.one_hot(
             tf.reshape(y, []), num_classes, dtype=tf.float32)))
@@ -178,7 +182,7 @@ def _from_dataset(dataset, num_classes, cache, shuffle, buffer, seed):
     if shuffle:
         dataset = dataset.shuffle(buffer, seed=seed,
                                   reshuffle_each_iteration=True)
-    return dataset
+    return dataset, image_shape
 
 
 def make_dataset(x, y, batch_size, training, augmentation=None, mix=None,
@@ -217,7 +221,7 @@ def make_dataset(x, y, batch_size, training, augmentation=None, mix=None,
             to `None`.
         normalize: scale uint8 images to [0, 1]. Defaults to `True`.
         drop_remainder: drop the last partial batch. Defaults to `None`
-            (dropped when training and there is at least one full batch).
+            (dropped when training, if there is at least one full batch).
         cache: for a dataset input, cache its elements in memory (`True`)
             or in this file (a string) before shuffling; arrays are already
             in memory. Defaults to `False`.
@@ -250,26 +254,19 @@ def make_dataset(x, y, batch_size, training, augmentation=None, mix=None,
     if mixing and num_classes is None:
         raise invalid("num_classes", None, "an integer >= 2 when `mix` is "
                       "given (mixing produces soft labels)")
-    replicas = 1 if deterministic else min(8, os.cpu_count() or 1)
-    if isinstance(x, tf.data.Dataset):
-        shape = x.element_spec[0].shape if isinstance(
-            x.element_spec, tuple) else None
-        image_shape = (32, 32, 3) if shape is None or shape.rank not in (
-            3, 4) else tuple(shape[-3:])
-    else:
-        image_shape = np.shape(x)[1:]
-    augment = (_augment_fn(augmentation, seed, replicas, image_shape)
-               if training else None)
+    augmenting = training and augmentation not in (None, "none")
     if isinstance(x, tf.data.Dataset):
         if y is not None:
             raise invalid("y", "<labels>", "None when `x` is a dataset")
-        shuffle = shuffle_buffer or DEFAULT_SHUFFLE_BUFFER
-        dataset = _from_dataset(x, num_classes, cache, training, shuffle, seed)
-        batches = dataset.batch(batch_size, drop_remainder=bool(drop_remainder))
-        take = None
+        dataset, image_shape = _from_dataset(
+            x, num_classes, cache, training,
+            shuffle_buffer or DEFAULT_SHUFFLE_BUFFER, seed)
+        drop = training if drop_remainder is None else bool(drop_remainder)
+        batches, take = dataset.batch(batch_size, drop_remainder=drop), None
     else:
-        x = _check_images(x, normalize, spatial=augment is not None or mixing)
+        x = _check_images(x, normalize, spatial=augmenting or mixing)
         y_array = _check_labels(y, len(x), num_classes)
+        image_shape = x.shape[1:]
         if drop_remainder is None:
             drop_remainder = training and len(x) >= batch_size
         x_tensor, y_tensor = tf.constant(x), tf.constant(y_array)
@@ -282,6 +279,9 @@ def make_dataset(x, y, batch_size, training, augmentation=None, mix=None,
         def take(indices):
             return tf.gather(x_tensor, indices), tf.gather(y_tensor, indices)
 
+    replicas = 1 if deterministic else min(8, os.cpu_count() or 1)
+    augment = (_augment_fn(augmentation, seed, replicas, image_shape)
+               if augmenting else None)
     elements = [tf.data.Dataset.counter(), batches]
     if mixing:
         # One stateless seed per batch, different on every epoch.

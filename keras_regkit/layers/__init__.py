@@ -1,8 +1,8 @@
 """keras_regkit layers: stochastic regularization Keras lacks."""
 
 from keras_regkit.layers.concrete_dropout import ConcreteDropout
-from keras_regkit.layers.concrete_dropout import concrete_dropout
 from keras_regkit.layers.concrete_dropout import concrete_dropout_regularization
+from keras_regkit.layers.concrete_dropout import relaxed_dropout
 from keras_regkit.layers.drop_block import DropBlock2D
 from keras_regkit.layers.drop_block import drop_block
 from keras_regkit.layers.drop_connect import DropConnect

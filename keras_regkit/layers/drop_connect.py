@@ -176,7 +176,7 @@ class DropConnect(_KernelPerturbation):
 
     >>> layer = DropConnect(keras.layers.Dense(4), rate=0.5, seed=1)
     >>> y = layer(np.ones((2, 8)), training=True)
-    >>> y.shape
+    >>> tuple(y.shape)
     (2, 4)
 
     References:
@@ -212,7 +212,7 @@ class DropConnectDense(keras.layers.Dense):
     Example:
 
     >>> layer = DropConnectDense(16, rate=0.3, activation="relu", seed=0)
-    >>> layer(np.ones((2, 8)), training=True).shape
+    >>> tuple(layer(np.ones((2, 8)), training=True).shape)
     (2, 16)
 
     References:

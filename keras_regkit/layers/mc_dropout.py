@@ -40,7 +40,9 @@ class _MCMixin:
         )
         self.mc_seed_generator = None
         if self.rate > 0:
-            mc_seed = None if seed is None else seed + _MC_SEED_OFFSET
+            mc_seed = None if seed is None else (
+                (seed + _MC_SEED_OFFSET) % 2**31
+            )
             self.mc_seed_generator = keras.random.SeedGenerator(
                 mc_seed, name="mc_seed_generator"
             )
@@ -89,8 +91,8 @@ class MCDropout(_MCMixin, keras.layers.Dropout):
     The switch is held in a non-trainable boolean variable (`mc_enabled`),
     so setting `layer.mc` or calling `set_mc_dropout(model, ...)` changes an
     already-compiled model's `predict` at once, and it is saved with the
-    model. Monte Carlo masks use a second seed generator (seeded with
-    `seed + 7919` when `seed` is given). While off, inference still draws
+    model. Monte Carlo masks use a second seed generator (seeded from
+    `seed` plus a fixed offset when `seed` is given). While off, inference still draws
     (and discards) a mask so the compiled graph need not change.
 
     Args:

@@ -52,7 +52,7 @@ class GaussianWeightNoise(_KernelPerturbation):
     Example:
 
     >>> layer = GaussianWeightNoise(keras.layers.Conv2D(8, 3), stddev=0.01)
-    >>> layer(np.ones((1, 8, 8, 3)), training=True).shape
+    >>> tuple(layer(np.ones((1, 8, 8, 3)), training=True).shape)
     (1, 6, 6, 8)
 
     References:

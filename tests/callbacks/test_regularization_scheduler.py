@@ -164,7 +164,8 @@ def test_keras_regkit_regularizers_and_absolute_mode():
 
 def test_layers_filter_and_rate_zero_warning():
     inputs = keras.Input((4,))
-    x = keras.layers.Dropout(0.5, name="a")(inputs)
+    x = keras.layers.Dense(4)(inputs)
+    x = keras.layers.Dropout(0.5, name="a")(x)
     x = keras.layers.Dropout(0.0, name="b")(x)
     model = keras.Model(inputs, keras.layers.Dropout(0.5, name="c")(x))
     model.compile("sgd", "mse")

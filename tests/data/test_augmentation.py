@@ -152,6 +152,13 @@ def test_generator_mapping_of_every_supported_argument():
     assert np.allclose(brightness["factor"], (-0.1, 0.1))
 
 
+def test_generator_pixel_shifts_with_height_and_width():
+    augment = augmentation_from_image_data_generator(
+        image_size=(40, 20), width_shift_range=5, height_shift_range=8)
+    config = augment.layers[0].get_config()
+    assert (config["height_factor"], config["width_factor"]) == (0.2, 0.25)
+
+
 def test_generator_zoom_direction_matches_image_data_generator():
     # ImageDataGenerator's zoom 1.5 samples 1.5x the field of view: the
     # square in the middle shrinks.
@@ -194,6 +201,7 @@ def test_generator_refuses_arguments_with_advice(name, value):
     ({"rescale": 2.0}, "rescale"),
     ({"data_format": "nhwc"}, "data_format"),
     ({"rotation": 10}, "rotation"),  # a typo of rotation_range
+    ({"image_size": 0, "width_shift_range": 4}, "image_size"),
 ])
 def test_generator_invalid_values_name_the_argument(kwargs, name):
     with pytest.raises(ValueError, match=f"`{name}`"):

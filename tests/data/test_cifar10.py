@@ -271,6 +271,13 @@ def test_finds_the_keras_download_cache(empty_home, cifar10_small):
     _check_batches_result(load_cifar10(cache=False), cifar10_small)
 
 
+def test_file_that_is_not_an_archive_is_refused(tmp_path):
+    fake = tmp_path / "cifar-10-python.tar.gz"
+    fake.write_bytes(b"not a tar file")
+    with pytest.raises(ValueError, match="not a readable tar archive"):
+        load_cifar10(fake, cache=False)
+
+
 def test_bad_shuffle_seed_is_refused(batches):
     with pytest.raises(ValueError, match="shuffle_seed"):
         load_cifar10(batches, shuffle_seed=-1)

@@ -6,8 +6,8 @@ import pytest
 import keras
 
 from keras_regkit.layers import ConcreteDropout
-from keras_regkit.layers import concrete_dropout
 from keras_regkit.layers import concrete_dropout_regularization
+from keras_regkit.layers import relaxed_dropout
 from tests.conftest import requires_tensorflow
 from tests.helpers import check_layer
 
@@ -28,7 +28,7 @@ def _by_hand(kernel, p, input_dim, weight_reg, dropout_reg):
 @pytest.mark.parametrize("p", [0.1, 0.3, 0.6])
 def test_function_drops_fraction_p(p):
     x = np.ones((100, 200), dtype="float32")  # 20,000 entries
-    out = to_numpy(concrete_dropout(x, p, temperature=0.1, seed=2))
+    out = to_numpy(relaxed_dropout(x, p, temperature=0.1, seed=2))
     # The soft indicator z > 0.5 exactly when a Bernoulli(p) draw drops.
     dropped = out < 0.5 / (1.0 - p)
     assert abs(dropped.mean() - p) < 0.02

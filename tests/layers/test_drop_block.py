@@ -88,9 +88,12 @@ def test_paper_gamma_under_drops():
     assert ours > 1.15 * paper
 
 
-@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
-@pytest.mark.parametrize("rate, block", [(0.1, 7), (0.25, 5), (0.3, 3),
-                                         (0.5, 7)])
+@pytest.mark.parametrize(
+    "rate, block, data_format",
+    [(0.1, 7, "channels_last"), (0.25, 5, "channels_last"),
+     (0.5, 7, "channels_last"), (0.3, 3, "channels_first"),
+     (0.1, 7, "channels_first")],
+)
 def test_dropped_fraction_matches_rate(rate, block, data_format):
     shape = (4, 64, 64, 8) if data_format == "channels_last" else (4, 8, 64, 64)
     layer = DropBlock2D(rate, block, data_format=data_format, seed=3)
@@ -100,8 +103,9 @@ def test_dropped_fraction_matches_rate(rate, block, data_format):
     np.testing.assert_allclose(out.sum(), out.size, rtol=1e-4)
 
 
-@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
-@pytest.mark.parametrize("block", [2, 5])
+@pytest.mark.parametrize(
+    "block, data_format", [(2, "channels_last"), (5, "channels_first")]
+)
 def test_dropped_units_form_full_blocks(block, data_format):
     shape = (4, 32, 32, 6) if data_format == "channels_last" else (4, 6, 32, 32)
     out = _np(drop_block(np.ones(shape, "float32"), 0.03, block, seed=9,

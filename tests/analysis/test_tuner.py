@@ -1,0 +1,108 @@
+"""KerasTuner integration (KerasTuner itself is optional)."""
+
+import sys
+import types
+
+import keras
+import numpy as np
+import pytest
+
+from keras_regkit.analysis import tuner
+
+
+class FakeHyperParameters:
+    """Records the search space; returns the lowest value of each range."""
+
+    def __init__(self):
+        self.space = {}
+
+    def Float(self, name, min_value, max_value, step=None, sampling="linear"):
+        self.space[name] = ("float", min_value, max_value, step, sampling)
+        return min_value
+
+    def Choice(self, name, values):
+        self.space[name] = ("choice", tuple(values))
+        return values[-1]
+
+
+@pytest.fixture
+def fake_keras_tuner(monkeypatch):
+    module = types.ModuleType("keras_tuner")
+
+    class HyperModel:
+        def __init__(self, name=None, tunable=True):
+            self.name, self.tunable = name, tunable
+
+    module.HyperModel = HyperModel
+    monkeypatch.setitem(sys.modules, "keras_tuner", module)
+    monkeypatch.setattr(tuner, "_HYPERMODEL_CLASS", None)
+    yield module
+    tuner._HYPERMODEL_CLASS = None
+
+
+def test_default_search_space_covers_the_regularization_fields():
+    hp = FakeHyperParameters()
+    preset = tuner.sample_preset(hp, "small")
+    assert set(hp.space) == {"dropout_dense", "dropout_conv", "weight_decay",
+                             "label_smoothing", "augmentation", "mixup_alpha"}
+    assert hp.space["weight_decay"][-1] == "log"
+    assert preset.dropout_dense == 0.0 and preset.weight_decay == 1e-4
+    assert preset.augmentation == "standard" and preset.mixup_alpha == 0.4
+    assert preset.conv_filters == (32, 64)  # the rest is the preset's
+
+
+def test_l2_mode_presets_search_l2_instead_of_weight_decay():
+    from keras_regkit.models.presets import get_preset
+
+    hp = FakeHyperParameters()
+    preset = tuner.sample_preset(
+        hp, get_preset("small", weight_decay_mode="l2"))
+    assert "l2" in hp.space and "weight_decay" not in hp.space
+    assert preset.l2 == 1e-6
+
+
+def test_custom_search_space():
+    hp = FakeHyperParameters()
+    preset = tuner.sample_preset(
+        hp, "medium", {"dropout_dense": ("float", 0.2, 0.5, 0.1, "linear")})
+    assert list(hp.space) == ["dropout_dense"]
+    assert preset.dropout_dense == 0.2 and preset.dropout_conv == 0.2
+
+
+@pytest.mark.parametrize(
+    "space, match",
+    [({"dropout": ("float", 0, 1, None, "linear")}, "preset fields"),
+     ({"dropout_dense": ("uniform", 0, 1)}, "search_space"),
+     ({}, "search_space")],
+)
+def test_invalid_search_spaces(space, match):
+    with pytest.raises(ValueError, match=match):
+        tuner.sample_preset(FakeHyperParameters(), "small", space)
+
+
+def test_a_clear_import_error_without_keras_tuner(monkeypatch):
+    monkeypatch.setitem(sys.modules, "keras_tuner", None)
+    monkeypatch.setattr(tuner, "_HYPERMODEL_CLASS", None)
+    with pytest.raises(ImportError, match=r"keras_regkit\[tuner\]"):
+        tuner.make_hypermodel("small")
+    with pytest.raises(ImportError, match="KerasTuner"):
+        tuner.RegularizationHyperModel  # noqa: B018
+
+
+def test_hypermodel_builds_and_fits_a_sampled_preset(fake_keras_tuner,
+                                                     cifar10_batch):
+    x, y = cifar10_batch
+    hypermodel = tuner.make_hypermodel("small", (32, 32, 3), 10, seed=0)
+    assert isinstance(hypermodel, fake_keras_tuner.HyperModel)
+    assert isinstance(hypermodel, tuner.RegularizationHyperModel)
+    hp = FakeHyperParameters()
+    model = hypermodel.build(hp)
+    assert isinstance(model, keras.Model) and model.compiled
+    # The fake samples the lowest rates, 0: the builder adds no dropout.
+    assert hp.space["dropout_dense"][1] == 0.0
+    assert not any(isinstance(layer, keras.layers.Dropout)
+                   for layer in model.layers)
+    history = hypermodel.fit(hp, model, x[:32], y[:32],
+                             validation_data=(x[32:], y[32:]), epochs=1,
+                             batch_size=16, verbose=0)
+    assert np.isfinite(history.history["val_loss"][0])
