@@ -112,9 +112,10 @@ def main(argv=None):
                            title="Dropout(0.5) vs none")
     print(f"\nValidation curves: {out / 'validation_curves.png'}")
     (_, plain_train, plain_val), (_, drop_train, drop_val) = rows
-    print(f"Dropout changed training accuracy by {drop_train - plain_train:+.4f}"
-          f", validation accuracy by {drop_val - plain_val:+.4f}, and the gap "
-          f"from {plain_train - plain_val:+.4f} to {drop_train - drop_val:+.4f}.")
+    print(f"Dropout changed training accuracy by "
+          f"{drop_train - plain_train:+.4f}, validation accuracy by "
+          f"{drop_val - plain_val:+.4f}, and the gap from "
+          f"{plain_train - plain_val:+.4f} to {drop_train - drop_val:+.4f}.")
     n_train = int(len(x) * 0.8)
     print("The seed's heuristic for these layers: calculate_dropout_rate("
           f"128, {n_train}) = {calculate_dropout_rate(128, n_train):.2f}, "

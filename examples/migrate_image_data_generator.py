@@ -1,4 +1,4 @@
-"""Migrating a legacy `ImageDataGenerator` set-up to a Keras 3 tf.data pipeline.
+"""Migrating a legacy `ImageDataGenerator` set-up to a tf.data pipeline.
 
 Many tutorials augment images like this (Keras 2, now removed):
 

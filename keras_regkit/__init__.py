@@ -30,6 +30,7 @@ from keras_regkit.layers import MCSpatialDropout2D  # noqa: E402
 from keras_regkit.layers import StochasticDepth  # noqa: E402
 from keras_regkit.layers import set_mc_dropout  # noqa: E402
 from keras_regkit.losses import LabelSmoothingCrossEntropy  # noqa: E402
+from keras_regkit.losses import label_smoothing_cross_entropy  # noqa: E402
 from keras_regkit.losses import label_smoothing_loss  # noqa: E402
 from keras_regkit.losses import smooth_labels  # noqa: E402
 from keras_regkit.metrics import TopKAccuracy  # noqa: E402
@@ -50,6 +51,12 @@ _LAZY = {
     "make_dataset": "keras_regkit.data.pipeline",
     "get_augmentation": "keras_regkit.data.augmentation",
     "augmentation_from_image_data_generator": "keras_regkit.data.augmentation",
+    "augmentation_model_layers": "keras_regkit.data.augmentation",
+    "seed_augmentation": "keras_regkit.data.augmentation",
+    "AUGMENTATION_POLICIES": "keras_regkit.data.augmentation",
+    "mixup": "keras_regkit.data.mixing",
+    "cutmix": "keras_regkit.data.mixing",
+    "mix_batch": "keras_regkit.data.mixing",
     "regularization_diagnosis": "keras_regkit.analysis.diagnosis",
     "quick_regularization_advice": "keras_regkit.analysis.diagnosis",
     "calculate_dropout_rate": "keras_regkit.analysis.diagnosis",

@@ -227,12 +227,12 @@ class ProductionModelBuilder:
         return get_augmentation(self.preset.augmentation, seed=self.seed)
 
     def make_dataset(self, x, y=None, batch_size=None, training=True):
-        """A tf.data pipeline for this builder (see `data.make_dataset`)."""
-        if isinstance(x, tf.data.Dataset):
-            if y is not None:
-                raise invalid("y", type(y).__name__,
-                              "None when x is a tf.data.Dataset")
-            return x
+        """A tf.data pipeline for this builder (see `data.make_dataset`).
+
+        `x` may be arrays (with `y`) or a `tf.data.Dataset` of
+        `(image, label)` pairs, batched or not (with `y=None`); either way
+        the preset's augmentation, mixing and one-hot labels are applied.
+        """
         batch_size = batch_size or self.preset.batch_size
         augment = training and self.augment_on == "pipeline"
         mix = self.preset.mix_config if training else None

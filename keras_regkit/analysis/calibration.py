@@ -138,7 +138,7 @@ class ExpectedCalibrationError(keras.metrics.Metric):
     def reset_state(self):
         for variable in (self.counts, self.confidence_sums,
                          self.correct_sums):
-            variable.assign(ops.zeros_like(variable))
+            variable.assign(ops.zeros(variable.shape, dtype=variable.dtype))
 
     def get_config(self):
         return {"n_bins": self.n_bins, "name": self.name, "dtype": self.dtype}

@@ -77,6 +77,9 @@ def mc_sampling_model(model, seed=None, layer_types=None):
     when a dropout layer shares one mask across the batch (a `noise_shape`
     with a fixed first dimension), so repeats must be separate calls.
 
+    Layers nested in Sequential or Functional sub-models are reached;
+    those inside other (subclassed) layers are not.
+
     Args:
         model: a Sequential or Functional Keras model (nested ones too).
         seed: optional integer seed for the dropout masks. Defaults to

@@ -94,8 +94,8 @@ class RegularizationScheduler(keras.callbacks.Callback):
     `factor`) of every regularizer attached to the model's weights or
     activities (Keras's L1/L2/L1L2/Orthogonal, keras_regkit's ElasticNet,
     L2SP, GroupLasso). In `"scale"` mode the value multiplies each layer's
-    own starting value (so dense 0.4 / conv 0.2 keep their ratio); in
-    `"absolute"` mode it replaces it.
+    own starting value, the one this scheduler first saw (so dense 0.4 /
+    conv 0.2 keep their ratio); in `"absolute"` mode it replaces it.
 
     Keras layers read these numbers as Python floats when the train step is
     traced, so after a change the scheduler rebuilds the model's train and

@@ -6,7 +6,9 @@ backend.
 """
 
 from keras_regkit.data.augmentation import AUGMENTATION_POLICIES
-from keras_regkit.data.augmentation import augmentation_from_image_data_generator
+from keras_regkit.data.augmentation import (  # noqa: F401
+    augmentation_from_image_data_generator,
+)
 from keras_regkit.data.augmentation import augmentation_model_layers
 from keras_regkit.data.augmentation import get_augmentation
 from keras_regkit.data.augmentation import seed_augmentation

@@ -153,7 +153,8 @@ def read_batches(files, source):
     if META_FILE in files:
         check_meta(files[META_FILE], f"{source}/{META_FILE}")
     parts = [unpickle_batch(files[n], f"{source}/{n}") for n in TRAIN_BATCHES]
-    x_test, y_test = unpickle_batch(files[TEST_BATCH], f"{source}/{TEST_BATCH}")
+    x_test, y_test = unpickle_batch(files[TEST_BATCH],
+                                    f"{source}/{TEST_BATCH}")
     x_train = np.concatenate([p[0] for p in parts])
     y_train = np.concatenate([p[1] for p in parts])
     return (x_train, y_train), (x_test, y_test), True, "batches"
@@ -224,8 +225,8 @@ def read_tree(entries, source):
     """Builds the splits from `{(split, class, file): bytes}` of a tree.
 
     Returns `((x_train, y_train), (x_test, y_test), has_test, "tree")`,
-    images in class order then natural file-name order; the test slot holds `test/`
-    if present, else `val/`/`validation/`/`valid/`, else nothing.
+    images in class order then natural file-name order; the test slot holds
+    `test/` if present, else `val/`/`validation/`/`valid/`, else nothing.
     """
     unknown = sorted({cls for _, cls, _ in entries} - set(CLASS_NAMES))
     if unknown:

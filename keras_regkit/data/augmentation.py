@@ -22,8 +22,9 @@ AUGMENTATION_POLICIES = (
     "none", "flip", "flip_translate", "light", "standard", "strong",
 )
 VALUE_RANGE = (0.0, 1.0)
-# CIFAR-10 channel means (0-1 scale): the fill of erased patches.
-_CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
+# The fill of erased patches: grey at CIFAR-10's mean brightness (a scalar:
+# Keras 3.15's RandomErasing fails on JAX with a per-channel tuple).
+_ERASE_FILL = 0.47
 
 
 def _seeder(seed):
@@ -55,7 +56,7 @@ def _policy_layers(name, seeds):
     ]
     if big:
         layers.append(L.RandomErasing(
-            factor=(0.5, 0.5), fill_value=_CIFAR10_MEAN,
+            factor=(0.5, 0.5), fill_value=_ERASE_FILL,
             value_range=VALUE_RANGE, seed=next(seeds)))
     return layers
 
@@ -74,7 +75,7 @@ def get_augmentation(name, seed=None):
       (of a full turn), zoom 0.1, translation 0.1 x 0.1, contrast 0.1.
     - `"strong"`: flip, rotation 0.15, zoom 0.2, translation 0.15,
       contrast 0.2, and random erasing of one patch in half the images
-      (filled with the CIFAR-10 mean colour).
+      (filled with grey at the CIFAR-10 mean brightness).
 
     Args:
         name: one of `AUGMENTATION_POLICIES`.

@@ -1,4 +1,4 @@
-"""Loading CIFAR-10 offline: local copies, the Keras cache and an embedded sample.
+"""Loading CIFAR-10 offline: local copies, the Keras cache, a bundled sample.
 
 `load_cifar10` returns the arrays `keras.datasets.cifar10.load_data()`
 returns, but reads them from wherever a copy already is (it never needs the
@@ -238,7 +238,8 @@ def load_cifar10(data_dir=None, cache_dir=None, allow_download=False,
     if cache:
         folder = Path(cache_dir).expanduser() if cache_dir else (
             _default_cache_dir())
-        cache_file = folder / f"cifar10-{_source_key(source, shuffle_seed)}.npz"
+        key = _source_key(source, shuffle_seed)
+        cache_file = folder / f"cifar10-{key}.npz"
         splits = _load_cached(cache_file) if cache_file.exists() else None
         if splits is not None:
             return _finish(splits, source)

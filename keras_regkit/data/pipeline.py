@@ -1,4 +1,4 @@
-"""The tf.data input pipeline: shuffle, batch, augment per batch, mix, prefetch.
+"""The tf.data input pipeline: shuffle, batch, augment, mix, prefetch.
 
 Augmentation runs per batch inside `Dataset.map` on every epoch (never once
 over the whole array before `fit`), in parallel with training.
@@ -28,8 +28,10 @@ def _check_mix(mix):
     """Returns `(mixup_alpha, cutmix_alpha)` from the `mix` mapping."""
     if mix is None:
         return 0.0, 0.0
-    expected = "None or a mapping with keys 'mixup_alpha' and/or 'cutmix_alpha'"
-    if not isinstance(mix, collections.abc.Mapping) or set(mix) - set(MIX_KEYS):
+    expected = ("None or a mapping with keys 'mixup_alpha' and/or "
+                "'cutmix_alpha'")
+    if not isinstance(mix, collections.abc.Mapping) or (
+            set(mix) - set(MIX_KEYS)):
         raise invalid("mix", mix, expected)
     return tuple(
         check_non_negative(f"mix['{k}']", mix.get(k) or 0.0) for k in MIX_KEYS
@@ -64,7 +66,8 @@ def _check_labels(y, n, num_classes):
         raise invalid("y", f"<{y.size} labels>", f"one label per image ({n})")
     if y.dtype.kind not in "iuf" or y.ndim > 2:
         raise invalid("y", f"<array of shape {y.shape}, dtype {y.dtype}>",
-                      "integer labels (N,) or (N, 1), or one-hot labels (N, K)")
+                      "integer labels (N,) or (N, 1), or one-hot labels "
+                      "(N, K)")
     if y.ndim == 2 and y.shape[1] > 1:  # one-hot or soft labels
         y = y.astype(np.float32)
         rows_ok = np.all(y >= 0) and np.allclose(y.sum(axis=1), 1.0, atol=1e-3)
@@ -166,7 +169,7 @@ def _to_float(images, normalize):
 
 
 def _from_dataset(dataset, num_classes, cache, shuffle, buffer, seed):
-    """Unbatched, cached, shuffled `(image, label)` pairs and the image shape."""
+    """Unbatched, cached, shuffled `(image, label)` pairs, and image shape."""
     spec = dataset.element_spec
     if not isinstance(spec, tuple) or len(spec) != 2:
         raise invalid("x", dataset, "a dataset of (image, label) pairs")
@@ -299,6 +302,7 @@ def make_dataset(x, y, batch_size, training, augmentation=None, mix=None,
                                        cutmix_alpha, mix_seed)
         return images, labels
 
+    parallel = None if deterministic else tf.data.AUTOTUNE
     dataset = tf.data.Dataset.zip(tuple(elements)).map(
-        process, num_parallel_calls=None if deterministic else tf.data.AUTOTUNE)
+        process, num_parallel_calls=parallel)
     return dataset.prefetch(tf.data.AUTOTUNE)

@@ -1,4 +1,4 @@
-"""DropBlock: structured dropout of contiguous square regions of feature maps."""
+"""DropBlock: structured dropout of square regions of feature maps."""
 
 import functools
 
@@ -123,13 +123,15 @@ def drop_block(x, rate, block_size, seed=None, data_format="channels_last"):
         height, width = shape[2], shape[3]
     else:
         height, width = shape[1], shape[2]
+    xp = ops  # sizes known only at run time
     if isinstance(height, int) and isinstance(width, int):
         block_size = min(block_size, height, width)
+        xp = np  # static sizes: the region where blocks fit is a constant
     gamma = seed_probability(rate, height, width, block_size)
 
-    rows = ops.arange(height)[:, None]
-    cols = ops.arange(width)[None, :]
-    fits = ops.logical_and(
+    rows = xp.arange(height)[:, None]
+    cols = xp.arange(width)[None, :]
+    fits = xp.logical_and(
         rows <= height - block_size, cols <= width - block_size
     )
     fits = fits[None, None] if data_format == "channels_first" else (

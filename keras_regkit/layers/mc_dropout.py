@@ -1,4 +1,4 @@
-"""Monte Carlo dropout that stays on at inference without touching other layers."""
+"""Monte Carlo dropout: active at inference, leaving other layers alone."""
 
 import collections.abc
 
@@ -92,8 +92,8 @@ class MCDropout(_MCMixin, keras.layers.Dropout):
     so setting `layer.mc` or calling `set_mc_dropout(model, ...)` changes an
     already-compiled model's `predict` at once, and it is saved with the
     model. Monte Carlo masks use a second seed generator (seeded from
-    `seed` plus a fixed offset when `seed` is given). While off, inference still draws
-    (and discards) a mask so the compiled graph need not change.
+    `seed` plus a fixed offset when `seed` is given). While off, inference
+    still draws (and discards) a mask so the compiled graph need not change.
 
     Args:
         rate: Float in [0, 1). Fraction of the input units to drop.

@@ -5,7 +5,6 @@ import csv
 import json
 
 import keras
-import numpy as np
 import pytest
 from PIL import Image
 

@@ -136,10 +136,12 @@ def test_one_hot_labels_and_batch_iterables_match_integer_labels():
     one_hot = regularization_diagnosis(
         model, x_train, np.eye(3)[y_train], x_val, np.eye(3)[y_val],
         verbose=False)
-    batches = regularization_diagnosis(
-        model, [(x_train[i:i + 16], y_train[i:i + 16]) for i in range(0, 60, 16)],
-        None, [(x_val[:30], np.eye(3)[y_val[:30]]), (x_val[30:], np.eye(3)[y_val[30:]])],
-        verbose=False)
+    train_batches = [(x_train[i:i + 16], y_train[i:i + 16])
+                     for i in range(0, 60, 16)]
+    val_batches = [(x_val[:30], np.eye(3)[y_val[:30]]),
+                   (x_val[30:], np.eye(3)[y_val[30:]])]
+    batches = regularization_diagnosis(model, train_batches, None,
+                                       val_batches, None, verbose=False)
     for report in (one_hot, batches):
         for key in ("train_loss", "val_loss", "train_acc", "val_acc"):
             assert report[key] == pytest.approx(base[key], abs=1e-6)

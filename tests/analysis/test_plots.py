@@ -107,6 +107,8 @@ def test_default_sizes_are_the_seeds_ten_steps(monkeypatch):
         seen.append(len(x))
 
     monkeypatch.setattr(keras.Model, "fit", fake_fit)
+    monkeypatch.setattr(keras.Model, "predict",
+                        lambda self, x, **kwargs: np.zeros((len(x), 2)))
     x = np.zeros((100, 2), "float32")
     y = np.zeros(100, "int64")
     model_fn = lambda: keras.Sequential([keras.Input((2,)),  # noqa: E731

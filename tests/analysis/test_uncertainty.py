@@ -8,6 +8,8 @@ from keras_regkit.analysis.uncertainty import classify_with_uncertainty
 from keras_regkit.analysis.uncertainty import mc_dropout_prediction
 from keras_regkit.analysis.uncertainty import mutual_information
 from keras_regkit.analysis.uncertainty import predictive_entropy
+from keras_regkit.layers.concrete_dropout import ConcreteDropout
+from keras_regkit.layers.drop_block import DropBlock2D
 from keras_regkit.layers.mc_dropout import MCDropout, MCSpatialDropout2D
 
 
@@ -23,7 +25,8 @@ def bn_model(rate, softmax=False, seed=None, train=True):
     x = keras.layers.BatchNormalization()(x)
     x = keras.layers.Activation("relu")(x)
     x = keras.layers.Dropout(rate, seed=seed)(x)
-    outputs = keras.layers.Dense(4, activation="softmax" if softmax else None)(x)
+    activation = "softmax" if softmax else None
+    outputs = keras.layers.Dense(4, activation=activation)(x)
     model = keras.Model(inputs, outputs)
     model.compile("adam", "sparse_categorical_crossentropy" if softmax
                   else "mse")
@@ -123,9 +126,12 @@ def _with(layer, input_shape):
         (lambda: keras.layers.SpatialDropout2D(0.3), (6, 6, 2)),
         (lambda: MCDropout(0.3, mc=False), (5,)),
         (lambda: MCSpatialDropout2D(0.3, mc=False), (6, 6, 2)),
+        (lambda: DropBlock2D(0.3, block_size=3), (6, 6, 2)),
+        (lambda: ConcreteDropout(keras.layers.Dense(4), init_min=0.3,
+                                 init_max=0.3), (5,)),
     ],
     ids=["Dropout", "GaussianDropout", "AlphaDropout", "SpatialDropout2D",
-         "MCDropout", "MCSpatialDropout2D"],
+         "MCDropout", "MCSpatialDropout2D", "DropBlock2D", "ConcreteDropout"],
 )
 def test_keras_and_keras_regkit_dropout_layers_are_sampled(make_layer,
                                                            input_shape):

@@ -134,6 +134,8 @@ class _Interrupt(keras.callbacks.Callback):
             raise RuntimeError("interrupted")
 
 
+@pytest.mark.filterwarnings(  # Keras's own, when it writes the .h5 backup
+    "ignore:__array__ implementation:DeprecationWarning")
 def test_state_survives_backup_and_restore(data, unregularized_run, tmp_path):
     (x, y), val = data
     fired = unregularized_run[0].fired_epoch

@@ -55,6 +55,7 @@ class _TraceProbe(keras.callbacks.Callback):
         self.functions.append(self.model.train_function)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("make_dropout, jit", [
     (lambda: keras.layers.Dropout(0.5, seed=1), False),
     (lambda: keras.layers.Dropout(0.5, seed=1), True),
@@ -79,6 +80,7 @@ def test_dropped_fraction_follows_the_schedule(make_dropout, jit,
     assert first is second and second is not third
 
 
+@pytest.mark.slow
 def test_scale_mode_keeps_each_layer_ratio_and_keras_regkit_layers():
     inputs = keras.Input((8,))
     x = keras.layers.Dense(8)(inputs)
@@ -98,6 +100,7 @@ def test_scale_mode_keeps_each_layer_ratio_and_keras_regkit_layers():
     assert model.layers[-1].rate == 0.5  # GaussianDropout scaled too
 
 
+@pytest.mark.slow
 def test_seed_recipe_l2_tracks_the_learning_rate():
     # LR x0.1 every 2 epochs (30 in the seed); L2 x initial_lr / current_lr.
     # With a near-zero LR the weights stay put, so the change of the loss

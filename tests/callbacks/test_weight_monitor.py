@@ -76,6 +76,7 @@ def test_logs_match_the_weights_with_stable_keys(cifar10_batch):
            "weights/update_ratio"])
 
 
+@pytest.mark.slow
 def test_warns_on_over_regularized_model_only(cifar10_batch):
     x, y = cifar10_batch
     for l2, expect in ((None, 0), (1.0, 2)):
@@ -147,6 +148,7 @@ def test_add_scalar_writer_and_config(cifar10_batch):
     assert WeightStatsMonitor.from_config(config).get_config() == config
 
 
+@pytest.mark.filterwarnings("ignore:The model does not have any trainable")
 def test_no_kernel_layers_warns_once():
     inputs = keras.Input((4,))
     model = keras.Model(inputs, keras.layers.Dropout(0.1)(inputs))

@@ -95,7 +95,9 @@ def test_paper_gamma_under_drops():
      (0.1, 7, "channels_first")],
 )
 def test_dropped_fraction_matches_rate(rate, block, data_format):
-    shape = (4, 64, 64, 8) if data_format == "channels_last" else (4, 8, 64, 64)
+    shape = (4, 64, 64, 8)
+    if data_format == "channels_first":
+        shape = (4, 8, 64, 64)
     layer = DropBlock2D(rate, block, data_format=data_format, seed=3)
     out = _np(layer(np.ones(shape, "float32"), training=True))
     assert abs(np.mean(out == 0) - rate) < 0.03
@@ -107,7 +109,9 @@ def test_dropped_fraction_matches_rate(rate, block, data_format):
     "block, data_format", [(2, "channels_last"), (5, "channels_first")]
 )
 def test_dropped_units_form_full_blocks(block, data_format):
-    shape = (4, 32, 32, 6) if data_format == "channels_last" else (4, 6, 32, 32)
+    shape = (4, 32, 32, 6)
+    if data_format == "channels_first":
+        shape = (4, 6, 32, 32)
     out = _np(drop_block(np.ones(shape, "float32"), 0.03, block, seed=9,
                          data_format=data_format))
     dropped = _dropped_maps(out, data_format)
@@ -119,9 +123,9 @@ def test_dropped_units_form_full_blocks(block, data_format):
 
 
 def test_masks_are_per_feature_map():
-    out = _np(drop_block(np.ones((2, 32, 32, 16), "float32"), 0.2, 5, seed=2))
+    out = _np(drop_block(np.ones((4, 32, 32, 6), "float32"), 0.2, 5, seed=2))
     dropped = _dropped_maps(out, "channels_last")
-    # Channels of a sample get different masks.
+    # Channels of a sample, and samples, get different masks.
     assert not np.array_equal(dropped[0, 0], dropped[0, 1])
     assert not np.array_equal(dropped[0], dropped[1])
 
@@ -135,7 +139,8 @@ def test_identity_at_inference(cifar10_batch):
 
 def test_zero_rate_is_identity_in_training(cifar10_batch):
     x = cifar10_batch[0][:4]
-    np.testing.assert_array_equal(_np(DropBlock2D(0.0, 3)(x, training=True)), x)
+    out = _np(DropBlock2D(0.0, 3)(x, training=True))
+    np.testing.assert_array_equal(out, x)
 
 
 def test_block_larger_than_map_is_clipped_to_smaller_side():

@@ -109,7 +109,9 @@ def test_batch_norm_stays_in_inference_mode(layer_cls, cifar10_batch):
     rng = np.random.default_rng(1)
     gamma, beta = rng.uniform(0.5, 2, 8), rng.normal(size=8)
     mean, var = rng.normal(size=8), rng.uniform(0.5, 3, 8)
-    bn_layer.set_weights([w.astype("float32") for w in (gamma, beta, mean, var)])
+    bn_layer.set_weights(
+        [w.astype("float32") for w in (gamma, beta, mean, var)]
+    )
     pre, out = both_outputs.predict(x, verbose=0)
     np.testing.assert_allclose(_np(bn_layer.moving_mean), mean, rtol=1e-6)
     np.testing.assert_allclose(_np(bn_layer.moving_variance), var, rtol=1e-6)
