@@ -16,7 +16,8 @@ is one command: `regkit compare --capacity small --ablate dropout`.
 
 Images come from `--data-dir` (any CIFAR-10 copy `load_cifar10` reads),
 else `$KERAS_REGKIT_DATA` or `../shared/data` beside the repository, else
-the 2,000-image sample shipped in the package.
+the 2,000-image sample shipped in the package (always the sample with
+`--quick`, unless `--data-dir` is given).
 """
 
 import argparse
@@ -37,10 +38,11 @@ from keras_regkit.data.cifar10 import load_cifar10_sample
 REPO = Path(__file__).resolve().parents[1]
 
 
-def load_images(data_dir, n_images):
+def load_images(data_dir, n_images, sample_only=False):
     """`n_images` CIFAR-10 training images in [0, 1] and integer labels."""
-    candidates = [data_dir, os.environ.get("KERAS_REGKIT_DATA"),
-                  REPO.parent / "shared" / "data"]
+    candidates = [data_dir] if sample_only else [
+        data_dir, os.environ.get("KERAS_REGKIT_DATA"),
+        REPO.parent / "shared" / "data"]
     folder = next((Path(c) for c in candidates if c and Path(c).exists()),
                   None)
     if folder is not None:
@@ -75,7 +77,8 @@ def build_mlp(dropout, seed):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true",
-                        help="1,000 images and 3 epochs (seconds on CPU)")
+                        help="1,000 images of the package sample (unless "
+                        "--data-dir) and 3 epochs (seconds on CPU)")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--images", type=int, default=10_000,
                         help="training images, 20%% held out (default "
@@ -87,7 +90,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.quick:
         args.images, args.epochs = 1000, 3
-    x, y = load_images(args.data_dir, args.images)
+    x, y = load_images(args.data_dir, args.images, sample_only=args.quick)
     out = Path(args.out)
     histories, rows = {}, []
     for name, dropout in (("without dropout", False), ("with dropout", True)):

@@ -39,7 +39,8 @@ from keras_regkit.data import load_cifar10_sample
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true",
-                        help="1,000 training images, 3 epochs, 20 MC passes")
+                        help="1,000 training and 200 validation images, 2 "
+                        "epochs, 20 MC passes")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--n-iter", type=int, default=50,
                         help="Monte Carlo passes (default 50)")
@@ -52,7 +53,8 @@ def main(argv=None):
     (x_train, y_train), (x_val, y_val) = load_cifar10_sample()
     if args.quick:
         x_train, y_train = x_train[:1000], y_train[:1000]
-        args.epochs, args.n_iter = 3, 20
+        x_val, y_val = x_val[:200], y_val[:200]
+        args.epochs, args.n_iter = 2, 20
     y_train, y_val = y_train.ravel(), y_val.ravel()
     x_val = x_val.astype("float32") / 255.0
     out = Path(args.out)

@@ -195,11 +195,7 @@ class ProductionModelBuilder:
         prefix = "val_" if validation else ""
         run_dir = Path(run_dir) if run_dir is not None else (
             Path(log_dir) if log_dir is not None else None)
-        callbacks = []
-        if run_dir is not None:
-            callbacks.append(keras.callbacks.BackupAndRestore(
-                str(run_dir / "backup"), double_checkpoint=True))
-        callbacks.append(keras.callbacks.TerminateOnNaN())
+        callbacks = [keras.callbacks.TerminateOnNaN()]
         callbacks.append(keras.callbacks.EarlyStopping(
             monitor=prefix + "loss", patience=preset.early_stopping_patience,
             restore_best_weights=True))
@@ -208,7 +204,9 @@ class ProductionModelBuilder:
                 monitor=prefix + "loss", factor=0.5,
                 patience=max(1, preset.early_stopping_patience // 3),
                 min_lr=preset.min_learning_rate))
-        callbacks.append(OverfittingDetector(threshold=0.15))
+        callbacks.append(OverfittingDetector(
+            threshold=0.15, state_path=None if run_dir is None
+            else run_dir / "overfitting_detector.json"))
         if run_dir is not None:
             callbacks.append(_run_files.BestModelCheckpoint(
                 run_dir / "best_model.keras", monitor=prefix + "accuracy"))
@@ -216,6 +214,13 @@ class ProductionModelBuilder:
                 run_dir / "history.csv"))
         if log_dir is not None and _tensorboard_available():
             callbacks.append(keras.callbacks.TensorBoard(str(log_dir)))
+        if run_dir is not None:
+            # Last, so that at each epoch end every other record (history,
+            # best model, detector state) is written before the backup that
+            # a resumed run starts from: a run killed in between repeats the
+            # epoch, and the records drop their copy of it.
+            callbacks.append(keras.callbacks.BackupAndRestore(
+                str(run_dir / "backup"), double_checkpoint=True))
         return callbacks
 
     def get_data_augmentation(self):
@@ -305,7 +310,10 @@ class ProductionModelBuilder:
         cbs = self.get_callbacks(
             log_dir=None if run_dir is None else run_dir / "logs",
             run_dir=run_dir, validation=val_ds is not None)
-        cbs += list(callbacks or [])
+        backup = [c for c in cbs
+                  if isinstance(c, keras.callbacks.BackupAndRestore)]
+        cbs = [c for c in cbs if c not in backup] + list(callbacks or [])
+        cbs += backup
         if run_dir is not None:
             run_dir.mkdir(parents=True, exist_ok=True)
             self.preset.to_yaml(run_dir / "config.yaml")
@@ -385,7 +393,7 @@ class ProductionModelBuilder:
 
 RUN_FILES = ("history.csv", "summary.json", "best_model.keras",
              "best_model.best.json", "final_model.keras", "config.yaml",
-             "training_curves.png")
+             "training_curves.png", "overfitting_detector.json")
 
 
 def _prepare_run_dir(run_dir, overwrite, preset):

@@ -1,19 +1,21 @@
-"""Runs `regkit train` in a subprocess, with hooks a test uses to kill it.
+"""Trains a tiny preset into a run folder, with hooks a test uses to kill it.
 
-Usage: python tests/_drivers/train_run.py CONFIG_YAML RUN_DIR REPORT_JSON
+Usage: python tests/_drivers/train_run.py RUN_DIR REPORT_JSON
 
-The run is `regkit train --config CONFIG_YAML --out RUN_DIR` on the embedded
-CIFAR-10 sample. `REGKIT_DRIVER_HOOK` chooses where the process stops and
-waits to be killed (it writes the file `REGKIT_DRIVER_MARKER`, then sleeps):
+`ProductionModelBuilder((32, 32, 3), 10, "small", seed=0, ...)` with two
+narrow conv stages, 4 epochs and a cosine learning-rate schedule trains on
+1,000 training and 200 validation images of the embedded CIFAR-10 sample
+(10 steps per epoch) with `run_dir=RUN_DIR`. `REGKIT_DRIVER_HOOK` chooses
+where the process stops and waits to be killed (it writes the file named by
+`REGKIT_DRIVER_MARKER`, then sleeps):
 
-- `batch:E:B`: at the end of batch B of epoch E (0-based);
-- `best_save:N`: halfway through the N-th (1-based) best-model save, after
-  writing half a file where the save was going;
-- `backup_save:N`: halfway through the N-th weights backup (the same);
-- `nan:E:B`: not a pause: from batch B of epoch E on, the loss is NaN.
+- `batch:E:B`: at the end of batch B (0-based) of epoch E (0-based);
+- `keras_save:N`: during the N-th `.keras` save of this process, after
+  cutting the file being written to half its length;
+- `weights_save:N`: the same during the N-th `save_weights` (the backup).
 
-With no hook the run completes. REPORT_JSON then receives the optimizer's
-final step count and the epochs this process ran.
+When training ends, REPORT_JSON receives the optimizer's step count and the
+epochs this process ran.
 """
 
 import json
@@ -23,89 +25,84 @@ import time
 from pathlib import Path
 
 import keras
-import numpy as np
 
-from keras_regkit import cli
 from keras_regkit.builder import ProductionModelBuilder
+from keras_regkit.data import load_cifar10_sample
+
+CONFIG = dict(seed=0, conv_filters=(8, 16), dense_units=(32,), epochs=4,
+              batch_size=100, lr_schedule="cosine", augmentation="flip")
+N_TRAIN, N_VAL = 1000, 200
+
+
+def tiny_builder():
+    return ProductionModelBuilder((32, 32, 3), 10, "small", **CONFIG)
 
 
 def _pause():
     Path(os.environ["REGKIT_DRIVER_MARKER"]).write_text(str(os.getpid()))
-    time.sleep(600)  # the test kills us here
+    time.sleep(300)  # the test kills this process here
     os._exit(3)
 
 
-def _half_written(method, count):
-    """Wraps a saving method: the `count`-th call writes half a file, stops."""
+def _cut_short(method, count):
+    """Wraps a save method: its `count`-th call leaves half a file, pauses."""
     calls = [0]
 
-    def wrapper(self, filepath, *args, **kwargs):
-        calls[0] += 1
-        if calls[0] != count:
-            return method(self, filepath, *args, **kwargs)
+    def save(self, filepath, *args, **kwargs):
         method(self, filepath, *args, **kwargs)
-        data = Path(filepath).read_bytes()
-        with open(filepath, "wb") as f:
-            f.write(data[:len(data) // 2])
-            f.flush()
-            os.fsync(f.fileno())
-        _pause()
+        calls[0] += 1
+        if calls[0] == count:
+            data = Path(filepath).read_bytes()
+            Path(filepath).write_bytes(data[:len(data) // 2])
+            _pause()
 
-    return wrapper
+    return save
 
 
-class _Hook(keras.callbacks.Callback):
-    def __init__(self, kind, epoch, batch):
+class _PauseAtBatch(keras.callbacks.Callback):
+    def __init__(self, epoch, batch):
         super().__init__()
-        self.kind, self.at = kind, (epoch, batch)
-        self.epoch = None
-        self.poisoned = False
+        self.at, self.epoch = (epoch, batch), None
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
 
     def on_train_batch_end(self, batch, logs=None):
-        if (self.epoch, batch) != self.at:
-            return
-        if self.kind == "batch":
+        if (self.epoch, batch) == self.at:
             _pause()
-        self.poisoned = True
-        for weight in self.model.trainable_weights:
-            weight.assign(keras.ops.full(weight.shape, np.nan, weight.dtype))
 
 
-def main(config, run_dir, report):
-    hook = os.environ.get("REGKIT_DRIVER_HOOK", "")
-    kind, _, where = hook.partition(":")
-    extra = []
-    if kind in ("batch", "nan"):
-        epoch, batch = (int(v) for v in where.split(":"))
-        extra.append(_Hook(kind, epoch, batch))
-    elif kind == "best_save":
-        keras.Model.save = _half_written(keras.Model.save, int(where))
-    elif kind == "backup_save":
-        keras.Model.save_weights = _half_written(keras.Model.save_weights,
-                                                 int(where))
-    get_callbacks = ProductionModelBuilder.get_callbacks
-    ran = []
+class _Report(keras.callbacks.Callback):
+    def __init__(self, path):
+        super().__init__()
+        self.path, self.epochs = path, []
 
-    class _Record(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            ran.append(epoch)
+    def on_epoch_end(self, epoch, logs=None):
+        self.epochs.append(epoch)
 
-        def on_train_end(self, logs=None):
-            Path(report).write_text(json.dumps({
-                "iterations": int(self.model.optimizer.iterations.numpy()),
-                "epochs_run": ran,
-            }))
+    def on_train_end(self, logs=None):
+        Path(self.path).write_text(json.dumps({
+            "iterations": int(self.model.optimizer.iterations.numpy()),
+            "epochs_run": self.epochs,
+        }))
 
-    def with_hooks(self, *args, **kwargs):
-        return get_callbacks(self, *args, **kwargs) + extra + [_Record()]
 
-    ProductionModelBuilder.get_callbacks = with_hooks
-    return cli.main(["train", "--config", config, "--out", run_dir,
-                     "--seed", "0", "--verbose", "0"])
+def main(run_dir, report):
+    kind, _, where = os.environ.get("REGKIT_DRIVER_HOOK", "").partition(":")
+    callbacks = [_Report(report)]
+    if kind == "batch":
+        callbacks.append(_PauseAtBatch(*(int(v) for v in where.split(":"))))
+    elif kind == "keras_save":
+        keras.Model.save = _cut_short(keras.Model.save, int(where))
+    elif kind == "weights_save":
+        keras.Model.save_weights = _cut_short(keras.Model.save_weights,
+                                              int(where))
+    (x, y), (x_val, y_val) = load_cifar10_sample()
+    tiny_builder().train(x[:N_TRAIN], y[:N_TRAIN], x_val[:N_VAL],
+                         y_val[:N_VAL], run_dir=run_dir, callbacks=callbacks,
+                         verbose=0)
+    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(*sys.argv[1:4]))
+    sys.exit(main(*sys.argv[1:3]))
