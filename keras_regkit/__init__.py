@@ -69,6 +69,10 @@ _LAZY = {
     "plot_training_diagnostics": "keras_regkit.analysis.plots",
     "plot_learning_curves": "keras_regkit.analysis.plots",
     "compare_ablations": "keras_regkit.analysis.compare",
+    "plot_validation_curves": "keras_regkit.analysis.plots",
+    "learning_curve": "keras_regkit.analysis.plots",
+    "predictive_entropy": "keras_regkit.analysis.uncertainty",
+    "mutual_information": "keras_regkit.analysis.uncertainty",
 }
 
 

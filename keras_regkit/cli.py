@@ -118,6 +118,13 @@ def build_parser():
         "overfitting. Run `regkit COMMAND --help` for a command's flags.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_train(sub)
+    from keras_regkit.analysis.compare import (
+        add_compare_parser,
+        add_diagnose_parser,
+    )
+
+    add_compare_parser(sub)
+    add_diagnose_parser(sub)
     return parser
 
 
