@@ -110,6 +110,42 @@ def _train(args):
     return 0
 
 
+def _add_evaluate(sub):
+    p = sub.add_parser(
+        "evaluate", help="accuracy of a saved model, optionally with TTA",
+        description="Evaluate a saved .keras model on the validation images "
+        "(the embedded sample's validation split, or the last 10%% of the "
+        "full training split), optionally averaging test-time views.")
+    p.add_argument("model", type=Path, help="the .keras model file")
+    p.add_argument("--dataset", choices=DATASETS, default="cifar10-sample")
+    p.add_argument("--data-dir", type=Path, default=None)
+    p.add_argument("--tta", choices=("none", "flip", "flip_translate"),
+                   default="none", help="test-time augmentation views")
+    p.add_argument("--batch-size", type=_positive_int, default=256)
+    p.add_argument("--unsafe", action="store_true",
+                   help="load with safe_mode=False (runs code stored in the "
+                   "file: only for files you trust)")
+    p.set_defaults(func=_evaluate)
+
+
+def _evaluate(args):
+    import numpy as np
+
+    from keras_regkit.analysis._cli import load_model
+    from keras_regkit.tta import tta_predict
+
+    model = load_model(args.model, args.unsafe)
+    _, _, x_val, y_val, split = _load_data(args)
+    tta = False if args.tta == "none" else args.tta
+    probs = tta_predict(model, x_val.astype("float32") / 255.0,
+                        batch_size=args.batch_size, tta=tta)
+    labels = np.asarray(y_val).reshape(-1)
+    accuracy = float((probs.argmax(-1) == labels).mean())
+    print(f"{args.model}: accuracy {accuracy:.4f} on {len(labels)} images "
+          f"({split}), tta={args.tta}")
+    return 0
+
+
 def build_parser():
     """The argument parser of the `regkit` command."""
     parser = argparse.ArgumentParser(
@@ -118,6 +154,7 @@ def build_parser():
         "overfitting. Run `regkit COMMAND --help` for a command's flags.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_train(sub)
+    _add_evaluate(sub)
     from keras_regkit.analysis.compare import (
         add_compare_parser,
         add_diagnose_parser,

@@ -85,3 +85,25 @@ def test_python_dash_m_runs_the_command():
     )
     assert result.returncode == 0
     assert "train" in result.stdout
+
+
+def test_evaluate_reports_the_accuracy_of_a_saved_model(tmp_path, capsys):
+    import keras
+    import numpy as np
+
+    from keras_regkit.data import load_cifar10_sample
+
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.GlobalAveragePooling2D()(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(x))
+    path = tmp_path / "m.keras"
+    model.save(path)
+    _, (x_val, y_val) = load_cifar10_sample()
+    probs = model.predict(x_val.astype("float32") / 255, verbose=0)
+    probs = (probs + model.predict(x_val[:, :, ::-1].astype("float32") / 255,
+                                   verbose=0)) / 2
+    expected = float((probs.argmax(-1) == np.asarray(y_val).reshape(-1)).mean())
+    assert cli.main(["evaluate", str(path), "--tta", "flip"]) == 0
+    out = capsys.readouterr().out
+    assert f"accuracy {expected:.4f} on {len(x_val)} images" in out
+    assert cli.main(["evaluate", str(tmp_path / "missing.keras")]) == 2

@@ -3,7 +3,7 @@
 Usage: python tests/_drivers/train_run.py RUN_DIR REPORT_JSON
 
 `ProductionModelBuilder((32, 32, 3), 10, "small", seed=0, ...)` with two
-narrow conv stages, 4 epochs and a cosine learning-rate schedule trains on
+narrow conv stages, 3 epochs and a cosine learning-rate schedule trains on
 1,000 training and 200 validation images of the embedded CIFAR-10 sample
 (10 steps per epoch) with `run_dir=RUN_DIR`. `REGKIT_DRIVER_HOOK` chooses
 where the process stops and waits to be killed (it writes the file named by
@@ -29,7 +29,7 @@ import keras
 from keras_regkit.builder import ProductionModelBuilder
 from keras_regkit.data import load_cifar10_sample
 
-CONFIG = dict(seed=0, conv_filters=(8, 16), dense_units=(32,), epochs=4,
+CONFIG = dict(seed=0, conv_filters=(8, 16), dense_units=(32,), epochs=3,
               batch_size=100, lr_schedule="cosine", augmentation="flip")
 N_TRAIN, N_VAL = 1000, 200
 

@@ -1,0 +1,266 @@
+"""Interrupted runs: a run killed with SIGKILL resumes as if never stopped.
+
+The SIGKILL tests run `tests/_drivers/train_run.py` (a tiny preset on the
+embedded CIFAR-10 sample, 3 epochs of 10 steps, cosine learning rate) in a
+subprocess that pauses at a chosen point (mid-epoch, or halfway through
+writing a checkpoint) and is killed there by the test.
+"""
+
+import csv
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from keras_regkit import _run_files
+from keras_regkit.data import load_cifar10_sample
+from tests._drivers.train_run import CONFIG, N_TRAIN, N_VAL, tiny_builder
+
+DRIVER = Path(__file__).parent / "_drivers" / "train_run.py"
+STEPS = N_TRAIN // CONFIG["batch_size"]
+
+
+@pytest.fixture(scope="module")
+def sample():
+    (x, y), (x_val, y_val) = load_cifar10_sample()
+    return x[:N_TRAIN], y[:N_TRAIN], x_val[:N_VAL], y_val[:N_VAL]
+
+
+def kill_when_paused(run_dir, hook, tmp_path, timeout=300):
+    """Runs the driver with `hook` and SIGKILLs it once it has paused."""
+    marker = tmp_path / f"paused-{hook.replace(':', '-')}"
+    log = tmp_path / f"log-{hook.replace(':', '-')}.txt"
+    env = dict(os.environ, REGKIT_DRIVER_HOOK=hook,
+               REGKIT_DRIVER_MARKER=str(marker), TF_CPP_MIN_LOG_LEVEL="2")
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, str(DRIVER), str(run_dir),
+             str(tmp_path / "report.json")],
+            env=env, stdout=out, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while not marker.exists():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                proc.wait()
+                pytest.fail(f"driver with {hook} never paused:\n"
+                            + log.read_text()[-3000:])
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+
+
+def history_epochs(run_dir):
+    with open(run_dir / "history.csv") as f:
+        return [int(row["epoch"]) for row in csv.DictReader(f)]
+
+
+def committed_epochs(run_dir):
+    return json.loads((run_dir / "backup" / "state.json").read_text())["epoch"]
+
+
+def temp_files(run_dir):
+    return sorted(str(p.relative_to(run_dir)) for p in run_dir.rglob(".*"))
+
+
+def stored_best(path):
+    with zipfile.ZipFile(path) as archive:
+        assert archive.testzip() is None
+        return json.loads(archive.read(_run_files.CHECKPOINT_MEMBER))["best"]
+
+
+def check_final_names_complete(run_dir):
+    """Every file under its final name is whole and loads (safe mode)."""
+    for name in ("best_model.keras", "final_model.keras"):
+        if (run_dir / name).exists():
+            keras.saving.load_model(run_dir / name)
+    for name in ("summary.json", "best_model.best.json", "overfitting.json"):
+        if (run_dir / name).exists():
+            json.loads((run_dir / name).read_text())
+    assert history_epochs(run_dir) == sorted(set(history_epochs(run_dir)))
+
+
+def schedule(epochs):
+    """Learning rates an uninterrupted run records at each epoch's end."""
+    builder = tiny_builder()
+    model = builder.compile_model(builder.build_model(), learning_rate=None,
+                                  steps_per_epoch=STEPS, epochs=epochs)
+    rates = []
+    for epoch in range(epochs):
+        model.optimizer.iterations.assign((epoch + 1) * STEPS)
+        rates.append(float(model.optimizer.learning_rate))
+    return rates
+
+
+@pytest.mark.slow
+def test_sigkilled_run_resumes_as_if_never_stopped(sample, tmp_path):
+    run, epochs = tmp_path / "run", CONFIG["epochs"]
+    # 1. Killed in the middle of the second epoch: the first one is kept.
+    kill_when_paused(run, "batch:1:4", tmp_path)
+    assert history_epochs(run) == [0] and committed_epochs(run) == 1
+    assert temp_files(run) == [] and not (run / "summary.json").exists()
+    check_final_names_complete(run)
+    # 2. Killed while the backup of that epoch was half written: the epoch
+    # is not committed, the half file is never read.
+    kill_when_paused(run, "weights_save:1", tmp_path)
+    assert committed_epochs(run) == 1 and history_epochs(run) == [0, 1]
+    assert any(name.startswith("backup/.") for name in temp_files(run))
+    # 3. Killed halfway through the next `.keras` write (best model, or the
+    # final model if no epoch improved): the file under its name is whole.
+    kill_when_paused(run, "keras_save:1", tmp_path)
+    assert any(name.endswith(".keras") for name in temp_files(run))
+    assert not (run / "summary.json").exists()
+    check_final_names_complete(run)
+    resume_at = committed_epochs(run)
+    assert resume_at >= 1
+    # 4. The same call again finishes the run.
+    model, history = tiny_builder().train(*sample, run_dir=run, verbose=0)
+    assert history.epoch == list(range(resume_at, epochs))  # not from 0
+    assert int(model.optimizer.iterations.numpy()) == epochs * STEPS
+    assert history_epochs(run) == list(range(epochs))
+    assert temp_files(run) == [] and not (run / "backup").exists()
+    check_final_names_complete(run)
+    with open(run / "history.csv") as f:
+        rows = list(csv.DictReader(f))
+    np.testing.assert_allclose([float(r["learning_rate"]) for r in rows],
+                               schedule(epochs), rtol=1e-6)
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["epochs_recorded"] == epochs
+    assert set(summary["final"]) >= {"loss", "val_loss", "val_accuracy"}
+    # The best model is the best epoch ever seen, never a later, worse one.
+    val_acc = [float(r["val_accuracy"]) for r in rows]
+    best = stored_best(run / "best_model.keras")
+    assert best >= max(val_acc) - 1e-7
+    x_val, y_val = sample[2:]
+    builder = tiny_builder()
+    best_model = keras.saving.load_model(run / "best_model.keras")
+    assert builder.evaluate(best_model, x_val, y_val)["accuracy"] == (
+        pytest.approx(best, abs=1e-6))
+    # EarlyStopping's best weights (lowest val_loss) survived the kills.
+    final = keras.saving.load_model(run / "final_model.keras")
+    assert builder.evaluate(final, x_val, y_val)["loss"] == pytest.approx(
+        min(float(r["val_loss"]) for r in rows), abs=2e-3)
+
+
+class _PoisonWeights(keras.callbacks.Callback):
+    """Sets every weight to NaN at the end of one batch."""
+
+    def __init__(self, epoch, batch):
+        super().__init__()
+        self.at, self.epoch = (epoch, batch), None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if (self.epoch, batch) == self.at:
+            for w in self.model.trainable_weights:
+                w.assign(keras.ops.full(w.shape, float("nan"), w.dtype))
+
+
+@pytest.mark.slow
+def test_nan_loss_stops_at_that_batch_and_keeps_the_last_good_files(
+        sample, tmp_path):
+    x, y, x_val, y_val = sample
+    data = (x[:200], y[:200], x_val[:100], y_val[:100])  # 2 steps an epoch
+    run = tmp_path / "run"
+    with pytest.raises(FloatingPointError) as info:
+        tiny_builder().train(*data, run_dir=run, verbose=0,
+                             callbacks=[_PoisonWeights(epoch=1, batch=0)])
+    message = str(info.value)
+    assert "`loss` became nan at epoch 2, batch 2" in message
+    assert "learning rate" in message and "NaN or inf" in message
+    assert history_epochs(run) == [0]
+    assert committed_epochs(run) == 1 and not (run / "summary.json").exists()
+    best = keras.saving.load_model(run / "best_model.keras")
+    assert all(np.isfinite(w).all() for w in best.get_weights())
+    # Resuming starts from the last good epoch, not from the NaN weights.
+    model, history = tiny_builder().train(*data, run_dir=run, verbose=0)
+    assert history.epoch == [1, 2]
+    assert all(np.isfinite(w).all() for w in model.get_weights())
+    assert history_epochs(run) == [0, 1, 2]
+
+
+def _dense_model(built=True):
+    layers = [keras.layers.Flatten(), keras.layers.Dense(10, "softmax")]
+    model = keras.Sequential(([keras.Input((32, 32, 3))] if built else [])
+                             + layers)
+    model.compile(keras.optimizers.Adam(1e-3),
+                  "sparse_categorical_crossentropy")
+    return model
+
+
+class _StopAfter(keras.callbacks.Callback):
+    def __init__(self, epoch, watch):
+        super().__init__()
+        self.epoch, self.watch, self.seen = epoch, watch, None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.epoch:
+            self.seen = _snapshot(self.model, self.watch)
+            raise KeyboardInterrupt("simulated kill")
+
+
+class _Probe(keras.callbacks.Callback):
+    def __init__(self, watch):
+        super().__init__()
+        self.watch, self.seen, self.first_epoch = watch, None, None
+
+    def on_train_begin(self, logs=None):
+        self.seen = _snapshot(self.model, self.watch)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.first_epoch is None:
+            self.first_epoch = epoch
+
+
+def _snapshot(model, watch):
+    early, plateau = watch
+    return {
+        "weights": model.get_weights(),
+        "iterations": int(model.optimizer.iterations.numpy()),
+        "learning_rate": float(model.optimizer.learning_rate),
+        "early": (early.wait, early.best, early.best_epoch),
+        "best_weights": early.best_weights,
+        "plateau": (plateau.wait, plateau.best, plateau.cooldown_counter),
+    }
+
+
+@pytest.mark.parametrize("built", [True, False], ids=["built", "lazy"])
+def test_backup_restores_weights_optimizer_and_best_so_far_state(
+        cifar10_batch, tmp_path, built):
+    x, y = cifar10_batch
+    backup = tmp_path / "backup"
+
+    def fit(model, *extra):
+        early = keras.callbacks.EarlyStopping(patience=50,
+                                              restore_best_weights=True)
+        plateau = keras.callbacks.ReduceLROnPlateau(factor=0.5, patience=1,
+                                                    cooldown=1)
+        watch = (early, plateau)
+        callbacks = [early, plateau, _run_files.RunBackup(backup, watch)]
+        callbacks += [cls(*args, watch) for cls, *args in extra]
+        model.fit(x, y, validation_data=(x[:32], y[:32]), epochs=5,
+                  batch_size=16, verbose=0, callbacks=callbacks)
+        return callbacks[3:]
+
+    model = _dense_model()
+    with pytest.raises(KeyboardInterrupt):
+        fit(model, (_StopAfter, 2))
+    before = _StopAfter.last = None
+    (stop,) = [None]
+    # Rerun the interrupted fit to read what the first process had.
+    model = _dense_model()
+    with pytest.raises(KeyboardInterrupt):
+        (stop,) = fit(model, (_StopAfter, 2))
+    before = stop.seen
+    assert before is None
