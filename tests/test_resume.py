@@ -8,7 +8,6 @@ writing a checkpoint) and is killed there by the test.
 
 import csv
 import json
-import math
 import os
 import signal
 import subprocess
@@ -200,9 +199,9 @@ def _dense_model(built=True):
 
 
 class _StopAfter(keras.callbacks.Callback):
-    def __init__(self, epoch, watch):
+    def __init__(self, epoch):
         super().__init__()
-        self.epoch, self.watch, self.seen = epoch, watch, None
+        self.epoch, self.watch, self.seen = epoch, None, None
 
     def on_epoch_end(self, epoch, logs=None):
         if epoch == self.epoch:
@@ -211,9 +210,9 @@ class _StopAfter(keras.callbacks.Callback):
 
 
 class _Probe(keras.callbacks.Callback):
-    def __init__(self, watch):
+    def __init__(self):
         super().__init__()
-        self.watch, self.seen, self.first_epoch = watch, None, None
+        self.watch, self.seen, self.first_epoch = None, None, None
 
     def on_train_begin(self, logs=None):
         self.seen = _snapshot(self.model, self.watch)
@@ -238,29 +237,92 @@ def _snapshot(model, watch):
 @pytest.mark.parametrize("built", [True, False], ids=["built", "lazy"])
 def test_backup_restores_weights_optimizer_and_best_so_far_state(
         cifar10_batch, tmp_path, built):
+    # Keras's BackupAndRestore restores neither EarlyStopping's nor
+    # ReduceLROnPlateau's state; a lazily built model must resume too.
     x, y = cifar10_batch
-    backup = tmp_path / "backup"
 
-    def fit(model, *extra):
+    def fit(model, last):
         early = keras.callbacks.EarlyStopping(patience=50,
                                               restore_best_weights=True)
         plateau = keras.callbacks.ReduceLROnPlateau(factor=0.5, patience=1,
                                                     cooldown=1)
         watch = (early, plateau)
-        callbacks = [early, plateau, _run_files.RunBackup(backup, watch)]
-        callbacks += [cls(*args, watch) for cls, *args in extra]
+        last.watch = (early, plateau)
+        backup = _run_files.RunBackup(tmp_path / "backup", last.watch)
         model.fit(x, y, validation_data=(x[:32], y[:32]), epochs=5,
-                  batch_size=16, verbose=0, callbacks=callbacks)
-        return callbacks[3:]
+                  batch_size=16, verbose=0,
+                  callbacks=[early, plateau, backup, last])
 
-    model = _dense_model()
+    stop = _StopAfter(epoch=2)
     with pytest.raises(KeyboardInterrupt):
-        fit(model, (_StopAfter, 2))
-    before = _StopAfter.last = None
-    (stop,) = [None]
-    # Rerun the interrupted fit to read what the first process had.
-    model = _dense_model()
-    with pytest.raises(KeyboardInterrupt):
-        (stop,) = fit(model, (_StopAfter, 2))
+        fit(_dense_model(), stop)  # after epoch 2 is committed
     before = stop.seen
-    assert before is None
+    probe = _Probe()
+    fit(_dense_model(built), probe)  # fresh weights and optimizer
+    after = probe.seen
+    assert probe.first_epoch == 3
+    assert after["iterations"] == before["iterations"] == 3 * 4
+    assert after["learning_rate"] == before["learning_rate"]
+    assert after["early"] == before["early"]
+    assert after["plateau"] == before["plateau"]
+    for got, want in zip(after["weights"] + after["best_weights"],
+                         before["weights"] + before["best_weights"],
+                         strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_best_model_is_never_replaced_by_a_worse_one_after_resume(tmp_path):
+    # Keras's ModelCheckpoint(save_best_only=True) starts from -inf on
+    # resume and overwrites the best model with the first epoch it sees.
+    model = _dense_model()
+    path = tmp_path / "best_model.keras"
+    first = _run_files.BestModelCheckpoint(path)
+    first.set_model(model)
+    first.on_train_begin()
+    first.on_epoch_end(0, {"loss": 2.0, "val_accuracy": 0.5})
+    first.on_epoch_end(1, {"loss": 1.9, "val_accuracy": 0.7})
+    saved = path.read_bytes()
+    # A kill between the model's rename and its readable copy: the copy
+    # lags, the score inside the archive does not.
+    first.state_path.write_text(json.dumps(
+        {"monitor": "val_accuracy", "best": 0.5, "epoch": 0}))
+    model.set_weights([w + 1.0 for w in model.get_weights()])
+    resumed = _run_files.BestModelCheckpoint(path)
+    resumed.set_model(model)
+    resumed.on_train_begin()
+    assert (resumed.best, resumed.best_epoch) == (0.7, 1)
+    resumed.on_epoch_end(2, {"loss": 1.8, "val_accuracy": 0.6})
+    resumed.on_epoch_end(3, {"loss": float("nan"), "val_accuracy": 0.9})
+    assert path.read_bytes() == saved
+    resumed.on_epoch_end(4, {"loss": 1.7, "val_accuracy": 0.8})
+    assert stored_best(path) == 0.8
+    for got, want in zip(keras.saving.load_model(path).get_weights(),
+                         model.get_weights(), strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert json.loads(first.state_path.read_text())["epoch"] == 4
+
+
+def test_a_write_that_fails_midway_leaves_the_old_file_and_no_temp(
+        tmp_path, monkeypatch):
+    path = tmp_path / "summary.json"
+    _run_files.atomic_write_json(path, {"epochs": 1})
+
+    def crash(fd):
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(os, "fsync", crash)
+    with pytest.raises(OSError, match="disk gone"):
+        _run_files.atomic_write_json(path, {"epochs": 2})
+    assert json.loads(path.read_text()) == {"epochs": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["summary.json"]
+
+
+def test_temp_files_of_a_killed_write_are_removed_on_resume(tmp_path):
+    for name in (".history.csv.k3j2", ".best_model.x81.keras",
+                 ".config.yaml.abc.tmp", "history.csv", ".keep"):
+        (tmp_path / name).write_text("x")
+    removed = _run_files.remove_temp_files(
+        tmp_path, ["history.csv", "best_model.keras", "config.yaml"])
+    assert len(removed) == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".keep",
+                                                          "history.csv"]
