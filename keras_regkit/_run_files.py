@@ -336,8 +336,11 @@ class RunBackup(keras.callbacks.Callback):
         if state is None:
             return
         if not self.model.built:
-            raise ValueError("Cannot resume from the backup in "
-                             f"{self.backup_dir}: the model is not built.")
+            raise ValueError(
+                f"Cannot resume from the backup in {self.backup_dir}: the "
+                "model is not built, so its weights cannot be restored (and "
+                "starting again from epoch 0 would lose the run). Build it "
+                "before `fit` (start it with `keras.Input`).")
         optimizer = self.model.optimizer
         if optimizer is not None and not optimizer.built:
             optimizer.build(self.model.trainable_variables)

@@ -234,31 +234,29 @@ def _snapshot(model, watch):
     }
 
 
-@pytest.mark.parametrize("built", [True, False], ids=["built", "lazy"])
+def _fit_with_backup(model, x, y, backup, last):
+    early = keras.callbacks.EarlyStopping(patience=50,
+                                          restore_best_weights=True)
+    plateau = keras.callbacks.ReduceLROnPlateau(factor=0.5, patience=1,
+                                                cooldown=1)
+    last.watch = (early, plateau)
+    model.fit(x, y, validation_data=(x[:32], y[:32]), epochs=5,
+              batch_size=16, verbose=0,
+              callbacks=[early, plateau,
+                         _run_files.RunBackup(backup, last.watch), last])
+
+
 def test_backup_restores_weights_optimizer_and_best_so_far_state(
-        cifar10_batch, tmp_path, built):
-    # Keras's BackupAndRestore restores neither EarlyStopping's nor
-    # ReduceLROnPlateau's state; a lazily built model must resume too.
+        cifar10_batch, tmp_path):
+    # Keras's BackupAndRestore keeps neither EarlyStopping's nor
+    # ReduceLROnPlateau's state: both would start again from scratch.
     x, y = cifar10_batch
-
-    def fit(model, last):
-        early = keras.callbacks.EarlyStopping(patience=50,
-                                              restore_best_weights=True)
-        plateau = keras.callbacks.ReduceLROnPlateau(factor=0.5, patience=1,
-                                                    cooldown=1)
-        watch = (early, plateau)
-        last.watch = (early, plateau)
-        backup = _run_files.RunBackup(tmp_path / "backup", last.watch)
-        model.fit(x, y, validation_data=(x[:32], y[:32]), epochs=5,
-                  batch_size=16, verbose=0,
-                  callbacks=[early, plateau, backup, last])
-
     stop = _StopAfter(epoch=2)
     with pytest.raises(KeyboardInterrupt):
-        fit(_dense_model(), stop)  # after epoch 2 is committed
-    before = stop.seen
+        _fit_with_backup(_dense_model(), x, y, tmp_path, stop)
+    before = stop.seen  # just after epoch 2 was committed
     probe = _Probe()
-    fit(_dense_model(built), probe)  # fresh weights and optimizer
+    _fit_with_backup(_dense_model(), x, y, tmp_path, probe)  # fresh model
     after = probe.seen
     assert probe.first_epoch == 3
     assert after["iterations"] == before["iterations"] == 3 * 4
@@ -269,6 +267,20 @@ def test_backup_restores_weights_optimizer_and_best_so_far_state(
                          before["weights"] + before["best_weights"],
                          strict=True):
         np.testing.assert_array_equal(got, want)
+
+
+def test_resuming_an_unbuilt_model_fails_instead_of_restarting(
+        cifar10_batch, tmp_path):
+    # The Keras pitfall: a backup restored before the model is built would
+    # start the run again from epoch 0. Here it fails and keeps the backup.
+    x, y = cifar10_batch
+    with pytest.raises(KeyboardInterrupt):
+        _fit_with_backup(_dense_model(), x, y, tmp_path, _StopAfter(epoch=1))
+    state = (tmp_path / "state.json").read_text()
+    with pytest.raises(ValueError, match="not built.*keras.Input"):
+        _fit_with_backup(_dense_model(built=False), x, y, tmp_path, _Probe())
+    assert (tmp_path / "state.json").read_text() == state
+    assert json.loads(state)["epoch"] == 2
 
 
 def test_best_model_is_never_replaced_by_a_worse_one_after_resume(tmp_path):

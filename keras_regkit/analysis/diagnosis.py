@@ -59,7 +59,7 @@ def _layers(model):
 
 
 def weight_statistics(model, zero_tol=1e-6):
-    """The seed's weight statistics over each layer's first weight array.
+    """The seed's weight statistics over each layer's first trainable weight.
 
     Args:
         model: a Keras model (nested models are walked).
@@ -72,9 +72,12 @@ def weight_statistics(model, zero_tol=1e-6):
     """
     arrays = []
     for layer in _layers(model):
-        weights = layer.get_weights()
+        # The first trainable weight (the seed's "first weight array"), so
+        # state such as an MC-dropout switch or a seed never counts.
+        weights = layer.trainable_weights
         if weights:
-            arrays.append(np.abs(np.asarray(weights[0], "float64")).ravel())
+            value = keras.ops.convert_to_numpy(weights[0].value)
+            arrays.append(np.abs(np.asarray(value, "float64")).ravel())
     if not arrays:
         return {"weight_mean": 0.0, "weight_std": 0.0, "zero_fraction": 0.0}
     w = np.concatenate(arrays)

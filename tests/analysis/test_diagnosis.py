@@ -269,3 +269,22 @@ def test_dropout_rate_heuristic(layer_size, dataset_size, rate):
 def test_dropout_rate_rejects_bad_sizes(kwargs, name):
     with pytest.raises(ValueError, match=f"`{name}`"):
         calculate_dropout_rate(**kwargs)
+
+
+def test_weight_statistics_ignore_non_trainable_state_such_as_mc_switches():
+    import keras
+    import numpy as np
+
+    from keras_regkit.analysis.diagnosis import weight_statistics
+    from keras_regkit.layers import MCDropout
+
+    inputs = keras.Input((6,))
+    x = keras.layers.Dense(4)(inputs)
+    x = MCDropout(0.5, mc=True)(x)
+    model = keras.Model(inputs, keras.layers.Dense(3)(x))
+    kernels = [np.abs(layer.get_weights()[0]).ravel()
+               for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+    w = np.concatenate(kernels)
+    stats = weight_statistics(model)
+    assert stats["weight_mean"] == pytest.approx(w.mean(), rel=1e-6)
+    assert stats["zero_fraction"] == pytest.approx((w < 1e-6).mean())
