@@ -79,13 +79,19 @@ def atomic_save_model(model, path, extra=None):
         if extra is not None:
             with zipfile.ZipFile(tmp, "a") as archive:
                 archive.writestr(CHECKPOINT_MEMBER, json.dumps(_plain(extra)))
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
+        _sync(tmp)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _sync(path):
+    """Flushes a file another library wrote to disk, with the usual mode."""
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
+    os.chmod(path, 0o666 & ~_umask())
 
 
 def remove_temp_files(folder, names):
@@ -273,11 +279,12 @@ class NaNGuard(keras.callbacks.TerminateOnNaN):
             if value is not None and not math.isfinite(float(value)):
                 raise FloatingPointError(
                     f"Training stopped: `{key}` became {float(value)} at "
-                    f"epoch {self.epoch + 1}{where} (1-based). The run folder"
-                    " keeps the last good epoch (history, best model, backup)."
-                    " Try a lower learning rate (e.g. half), check the data "
-                    "for NaN or inf values and labels out of range, or clip "
-                    "gradients (optimizer `clipnorm=1.0`).")
+                    f"epoch {self.epoch + 1}{where} (1-based). Nothing from "
+                    "this epoch was saved: a run folder keeps the last good "
+                    "epoch (history, best model, backup). Try a lower "
+                    "learning rate (e.g. half), check the data for NaN or inf"
+                    " values and labels out of range, or clip gradients "
+                    "(optimizer `clipnorm=1.0`).")
 
     def on_train_batch_end(self, batch, logs=None):
         self._check(logs, ("loss",), f", batch {batch + 1}")
@@ -303,7 +310,9 @@ class RunBackup(keras.callbacks.Callback):
     The state of the given `EarlyStopping` and `ReduceLROnPlateau` callbacks
     (best value, wait, best weights), which Keras resets on every `fit`, is
     committed with it. Put this callback after those whose files must be
-    complete for a committed epoch (history, checkpoint).
+    complete for a committed epoch (history, checkpoint). The folder belongs
+    to the callback: files in it that the last commit does not name (left by
+    a killed write) are deleted.
 
     Args:
         backup_dir: the backup folder.
@@ -368,14 +377,15 @@ class RunBackup(keras.callbacks.Callback):
                                    suffix=".weights.h5")
         os.close(fd)
         self.model.save_weights(tmp, overwrite=True)
+        _sync(tmp)
         os.replace(tmp, self.backup_dir / weights)
         saved, arrays = [], {}
         for i, callback in enumerate(self.callbacks):
             names = next(n for t, n in _CALLBACK_STATE
                          if isinstance(callback, t))
             saved.append({n: _number(getattr(callback, n)) for n in names})
-            for j, w in enumerate(getattr(callback, "best_weights", None) or ()):
-                arrays[f"{i}_{j}"] = w
+            best = getattr(callback, "best_weights", None) or ()
+            arrays.update({f"{i}_{j}": w for j, w in enumerate(best)})
         best_file = previous.get("best_weights")
         if arrays and (best_file is None or previous.get("best_epochs") != [
                 s.get("best_epoch") for s in saved]):

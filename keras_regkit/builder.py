@@ -177,11 +177,14 @@ class ProductionModelBuilder:
     def get_callbacks(self, log_dir="./logs", run_dir=None, validation=True):
         """The preset's callbacks.
 
-        EarlyStopping (restores the best weights), ReduceLROnPlateau when the
-        preset's schedule is "plateau", TerminateOnNaN, OverfittingDetector
-        (threshold 0.15, as the seed), TensorBoard into `log_dir`, and, in
-        the run folder, BackupAndRestore, an atomic best-model checkpoint
-        (`best_model.keras`, by validation accuracy) and `history.csv`.
+        A NaN guard (a TerminateOnNaN that raises before the bad epoch is
+        recorded), EarlyStopping (restores the best weights),
+        ReduceLROnPlateau when the preset's schedule is "plateau",
+        OverfittingDetector (threshold 0.15, as the seed), TensorBoard into
+        `log_dir`, and, in the run folder, an atomic best-model checkpoint
+        (`best_model.keras`, by validation accuracy), `history.csv` and,
+        last, the backup that commits each epoch, EarlyStopping's and
+        ReduceLROnPlateau's state included, for resuming.
 
         Args:
             log_dir: TensorBoard folder; `None` for none. Defaults to
@@ -195,15 +198,17 @@ class ProductionModelBuilder:
         prefix = "val_" if validation else ""
         run_dir = Path(run_dir) if run_dir is not None else (
             Path(log_dir) if log_dir is not None else None)
-        callbacks = [keras.callbacks.TerminateOnNaN()]
+        callbacks = [_run_files.NaNGuard()]  # first: stops a NaN epoch early
         callbacks.append(keras.callbacks.EarlyStopping(
             monitor=prefix + "loss", patience=preset.early_stopping_patience,
             restore_best_weights=True))
+        stateful = [callbacks[-1]]
         if preset.lr_schedule == "plateau":
             callbacks.append(keras.callbacks.ReduceLROnPlateau(
                 monitor=prefix + "loss", factor=0.5,
                 patience=max(1, preset.early_stopping_patience // 3),
                 min_lr=preset.min_learning_rate))
+            stateful.append(callbacks[-1])
         callbacks.append(OverfittingDetector(
             threshold=0.15, state_path=None if run_dir is None
             else run_dir / "overfitting_detector.json"))
@@ -219,8 +224,8 @@ class ProductionModelBuilder:
             # best model, detector state) is written before the backup that
             # a resumed run starts from: a run killed in between repeats the
             # epoch, and the records drop their copy of it.
-            callbacks.append(keras.callbacks.BackupAndRestore(
-                str(run_dir / "backup"), double_checkpoint=True))
+            callbacks.append(_run_files.RunBackup(run_dir / "backup",
+                                                  stateful))
         return callbacks
 
     def get_data_augmentation(self):
@@ -291,6 +296,8 @@ class ProductionModelBuilder:
                 X_val, tf.data.Dataset):
             raise invalid("y_val", None if y_val is None else "array",
                           "labels given together with X_val")
+        _check_image_shape("X_train", X_train, self.input_shape)
+        _check_image_shape("X_val", X_val, self.input_shape)
         self._seed_all()
         train_ds = self.make_dataset(X_train, y_train, batch_size, True)
         val_ds = None
@@ -307,11 +314,11 @@ class ProductionModelBuilder:
         run_dir = Path(run_dir) if run_dir is not None else None
         if run_dir is not None:
             _prepare_run_dir(run_dir, overwrite, self.preset)
+            _run_files.remove_temp_files(run_dir, RUN_FILES)
         cbs = self.get_callbacks(
             log_dir=None if run_dir is None else run_dir / "logs",
             run_dir=run_dir, validation=val_ds is not None)
-        backup = [c for c in cbs
-                  if isinstance(c, keras.callbacks.BackupAndRestore)]
+        backup = [c for c in cbs if isinstance(c, _run_files.RunBackup)]
         cbs = [c for c in cbs if c not in backup] + list(callbacks or [])
         cbs += backup
         if run_dir is not None:
@@ -352,7 +359,6 @@ class ProductionModelBuilder:
                 value = better(full[key])
                 summary["best_" + key] = value
                 summary["best_" + key + "_epoch"] = full[key].index(value)
-        _run_files.atomic_write_json(run_dir / "summary.json", summary)
         _run_files.atomic_save_model(model, run_dir / "final_model.keras")
         try:
             from keras_regkit.analysis.plots import plot_training_diagnostics
@@ -360,6 +366,10 @@ class ProductionModelBuilder:
         except Exception as exc:  # plots must never cost the run its files
             warnings.warn(f"Could not write training plots: {exc}",
                           stacklevel=2)
+        # summary.json marks the run finished: written last, then the backup
+        # goes (a run killed before this line resumes and finishes again).
+        _run_files.atomic_write_json(run_dir / "summary.json", summary)
+        _run_files.remove_backup(run_dir / "backup")
 
     def predict(self, model, x, batch_size=256, tta=False):
         """Class probabilities, optionally averaged over test-time views.
@@ -379,6 +389,9 @@ class ProductionModelBuilder:
         Returns a dict with `accuracy` and `loss` (cross-entropy of the
         averaged probabilities, without label smoothing).
         """
+        if len(y) != len(x):
+            raise invalid("y", f"<{len(y)} labels>",
+                          f"one label per image ({len(x)})")
         probs = self.predict(model, x, batch_size=batch_size, tta=tta)
         labels = np.asarray(y)
         if labels.ndim == 2 and labels.shape[-1] == probs.shape[-1]:
@@ -412,6 +425,7 @@ def _prepare_run_dir(run_dir, overwrite, preset):
                 "pass overwrite=True (--overwrite) to replace it.")
         for name in existing:
             (run_dir / name).unlink()
+        _run_files.remove_backup(run_dir / "backup")
         return
     config = run_dir / "config.yaml"
     if config.exists():
@@ -435,6 +449,17 @@ def _tensorboard_available():
                       stacklevel=3)
         return False
     return True
+
+
+def _check_image_shape(name, x, input_shape):
+    """Refuses image arrays whose images are not `input_shape`."""
+    if x is None or isinstance(x, tf.data.Dataset):
+        return
+    shape = np.shape(x)
+    if tuple(shape[1:]) != tuple(input_shape):
+        raise invalid(name, f"<array of shape {shape}>",
+                      f"images of shape (N, {', '.join(map(str, input_shape))})"
+                      " (the builder's input_shape)")
 
 
 def _to_float(x):

@@ -175,7 +175,8 @@ def main(argv=None):
         return 0
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, FileExistsError) as exc:
+    except (ValueError, FileNotFoundError, FileExistsError,
+            FloatingPointError) as exc:
         print(f"regkit {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

@@ -18,6 +18,7 @@ BLOCK_TESTS = [
     "tests/test_regularizers.py",
     "tests/test_constraints.py",
     "tests/test_losses.py",
+    "tests/test_properties.py",
 ]
 RUNS = [
     ("tensorflow", ["tests"]),

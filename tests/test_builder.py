@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from keras_regkit import OverfittingDetector, ProductionModelBuilder
+from keras_regkit._run_files import RunBackup
 from keras_regkit.builder import RUN_FILES
 
 SEED_TABLE = {
@@ -130,11 +131,14 @@ def test_get_callbacks_follow_the_seed(tmp_path):
         "val_loss", 0.5, 5)
     assert plateau.min_lr == pytest.approx(1e-7)
     assert by_type["OverfittingDetector"].threshold == 0.15
+    assert isinstance(callbacks[0], keras.callbacks.TerminateOnNaN)
+    assert isinstance(callbacks[-1], RunBackup)
+    assert by_type["RunBackup"].callbacks == [early, plateau]
     assert isinstance(by_type["OverfittingDetector"], OverfittingDetector)
     checkpoint = by_type["BestModelCheckpoint"]
     assert checkpoint.path.suffix == ".keras"
     assert checkpoint.monitor == "val_accuracy"
-    assert "TensorBoard" in by_type and "BackupAndRestore" in by_type
+    assert "TensorBoard" in by_type and "RunBackup" in by_type
 
 
 def test_get_data_augmentation_is_one_layer_with_the_seed_transforms():

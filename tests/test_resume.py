@@ -82,7 +82,8 @@ def check_final_names_complete(run_dir):
     for name in ("best_model.keras", "final_model.keras"):
         if (run_dir / name).exists():
             keras.saving.load_model(run_dir / name)
-    for name in ("summary.json", "best_model.best.json", "overfitting.json"):
+    for name in ("summary.json", "best_model.best.json",
+                 "overfitting_detector.json"):
         if (run_dir / name).exists():
             json.loads((run_dir / name).read_text())
     assert history_epochs(run_dir) == sorted(set(history_epochs(run_dir)))
@@ -101,6 +102,7 @@ def schedule(epochs):
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 def test_sigkilled_run_resumes_as_if_never_stopped(sample, tmp_path):
     run, epochs = tmp_path / "run", CONFIG["epochs"]
     # 1. Killed in the middle of the second epoch: the first one is kept.
@@ -308,8 +310,9 @@ def test_best_model_is_never_replaced_by_a_worse_one_after_resume(tmp_path):
     assert path.read_bytes() == saved
     resumed.on_epoch_end(4, {"loss": 1.7, "val_accuracy": 0.8})
     assert stored_best(path) == 0.8
-    for got, want in zip(keras.saving.load_model(path).get_weights(),
-                         model.get_weights(), strict=True):
+    reloaded = keras.saving.load_model(path, compile=False)
+    for got, want in zip(reloaded.get_weights(), model.get_weights(),
+                         strict=True):
         np.testing.assert_array_equal(got, want)
     assert json.loads(first.state_path.read_text())["epoch"] == 4
 
