@@ -182,6 +182,8 @@ def apply_l2sp(model, alpha=0.01, layers=None):
     >>> backbone.compile(optimizer="sgd", loss="mse")
     """
     alpha = check_non_negative("alpha", alpha)
+    if not isinstance(model, keras.Model):
+        raise invalid("model", model, "a built keras.Model", TypeError)
     if not model.built:
         raise ValueError(
             "apply_l2sp needs a built model: its kernels are the anchors. "

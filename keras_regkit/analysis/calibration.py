@@ -88,6 +88,11 @@ def expected_calibration_error(y_true, probs, n_bins=15, sample_weight=None):
         - [Guo et al., 2017](https://arxiv.org/abs/1706.04599)
     """
     n_bins = check_int("n_bins", n_bins, 1)
+    if len(y_true) != len(probs):
+        raise ValueError(
+            "Invalid value received for argument `y_true`. Expected one label "
+            f"per row of `probs` ({len(probs)}). Received: {len(y_true)} "
+            "labels")
     bins = calibration_bins(y_true, probs, n_bins, sample_weight)
     return float(ops.convert_to_numpy(_ece_from_bins(*bins)))
 

@@ -162,9 +162,12 @@ def regularization_diagnosis(model, X_train, y_train=None, X_val=None,
                          "Expected validation inputs or a dataset. "
                          "Received: X_val=None")
     thresholds = {
-        "severe_gap": check_float("severe_gap", severe_gap),
-        "overfit_gap": check_float("overfit_gap", overfit_gap),
-        "underfit_gap": check_float("underfit_gap", underfit_gap),
+        "severe_gap": check_float("severe_gap", severe_gap, 0.0, 1.0,
+                                  high_inclusive=True),
+        "overfit_gap": check_float("overfit_gap", overfit_gap, 0.0, 1.0,
+                                  high_inclusive=True),
+        "underfit_gap": check_float("underfit_gap", underfit_gap, 0.0, 1.0,
+                                  high_inclusive=True),
         "underfit_acc": check_float("underfit_acc", underfit_acc, 0.0, 1.0,
                                     high_inclusive=True),
         "zero_fraction_threshold": check_float(
@@ -173,6 +176,8 @@ def regularization_diagnosis(model, X_train, y_train=None, X_val=None,
     }
     zero_tol = check_float("zero_tol", zero_tol, 0.0)
     batch_size = check_int("batch_size", batch_size, 1)
+    _check_lengths("X_train", X_train, "y_train", y_train)
+    _check_lengths("X_val", X_val, "y_val", y_val)
     train_loss, train_acc = loss_and_accuracy(
         *predict_with_labels(model, X_train, y_train, batch_size))
     val_loss, val_acc = loss_and_accuracy(
@@ -194,6 +199,17 @@ def regularization_diagnosis(model, X_train, y_train=None, X_val=None,
     if verbose:
         print(format_diagnosis(report))
     return report
+
+
+def _check_lengths(x_name, x, y_name, y):
+    """Refuses arrays of images and labels of different lengths."""
+    if y is None or not hasattr(x, "__len__") or not hasattr(y, "__len__"):
+        return
+    if len(x) != len(y):
+        raise ValueError(
+            f"Invalid value received for argument `{y_name}`. Expected one "
+            f"label per input of `{x_name}` ({len(x)}). Received: "
+            f"{len(y)} labels")
 
 
 def format_diagnosis(report):
@@ -237,8 +253,9 @@ def quick_regularization_advice(train_acc, val_acc, train_loss, val_loss):
     >>> quick_regularization_advice(0.95, 0.78, 0.15, 0.68)[:18]
     'SEVERE OVERFITTING'
     """
-    train_acc = check_float("train_acc", train_acc)
-    val_acc = check_float("val_acc", val_acc)
+    train_acc = check_float("train_acc", train_acc, 0.0, 1.0,
+                            high_inclusive=True)
+    val_acc = check_float("val_acc", val_acc, 0.0, 1.0, high_inclusive=True)
     train_loss = check_float("train_loss", train_loss)
     val_loss = check_float("val_loss", val_loss)
     acc_gap = train_acc - val_acc

@@ -84,6 +84,12 @@ def plot_training_diagnostics(history, path=None, title=None, verbose=False):
         The matplotlib Figure.
     """
     data = history_dict(history)
+    if not any(_pick(data, key) for key in _KEYS):
+        known = ", ".join(k for keys in _KEYS.values() for k in keys)
+        raise ValueError(
+            "Invalid value received for argument `history`. Expected per-epoch "
+            f"lists under at least one of: {known}. Received keys: "
+            f"{sorted(data)}")
     fig = new_figure(figsize=(10, 4))
     ax_loss, ax_acc = fig.subplots(1, 2)
     for ax, (train_key, val_key), label in (

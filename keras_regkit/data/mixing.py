@@ -37,6 +37,14 @@ def _partners(batch_size, seed):
         tf.range(batch_size), seed=seed)
 
 
+def _check_alpha(alpha):
+    if not isinstance(alpha, (int, float)) or isinstance(alpha, bool) or \
+            not alpha > 0:
+        raise ValueError(
+            "Invalid value received for argument `alpha`. Expected a float > 0 "
+            f"(the Beta concentration). Received: alpha={alpha!r}")
+
+
 def mixup(images, labels, alpha, seed):
     """MixUp: a convex combination of each image with a random partner.
 
@@ -57,6 +65,7 @@ def mixup(images, labels, alpha, seed):
           ICLR 2018.
     """
     seed_lam, seed_perm = _split(seed, 2)
+    _check_alpha(alpha)
     lam = sample_beta(alpha, seed_lam)
     perm = _partners(tf.shape(images)[0], seed_perm)
     mixed_images = lam * images + (1.0 - lam) * tf.gather(images, perm)
@@ -108,6 +117,7 @@ def cutmix(images, labels, alpha, seed):
     seed_lam, seed_box, seed_perm = _split(seed, 3)
     shape = tf.shape(images)
     height, width = shape[1], shape[2]
+    _check_alpha(alpha)
     lam = sample_beta(alpha, seed_lam)
     top, left, bottom, right = cutmix_box(height, width, lam, seed_box)
     rows = tf.range(height)
