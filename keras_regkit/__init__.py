@@ -75,6 +75,37 @@ _LAZY = {
     "mutual_information": "keras_regkit.analysis.uncertainty",
 }
 
+__all__ = [
+    "CenteredUnitNorm",
+    "ConcreteDropout",
+    "DropBlock2D",
+    "DropConnect",
+    "DropConnectDense",
+    "ElasticNet",
+    "GaussianWeightNoise",
+    "GroupLasso",
+    "L2SP",
+    "LabelSmoothingCrossEntropy",
+    "MCDropout",
+    "MCSpatialDropout2D",
+    "OverfittingDetector",
+    "RegularizationScheduler",
+    "SpectralNormConstraint",
+    "StochasticDepth",
+    "TopKAccuracy",
+    "WarmupLinearDecay",
+    "WeightStatsMonitor",
+    "apply_l2sp",
+    "constraints",
+    "label_smoothing_cross_entropy",
+    "label_smoothing_loss",
+    "layers",
+    "losses",
+    "regularizers",
+    "set_mc_dropout",
+    "smooth_labels",
+] + sorted(_LAZY)
+
 
 def __getattr__(name):
     module = _LAZY.get(name)

@@ -19,7 +19,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_regkit import _run_files
+from keras_regkit import _resume, _run_files
 from keras_regkit._validation import check_choice, check_int, check_seed, invalid
 from keras_regkit.callbacks import OverfittingDetector
 from keras_regkit.data.augmentation import get_augmentation
@@ -198,7 +198,7 @@ class ProductionModelBuilder:
         prefix = "val_" if validation else ""
         run_dir = Path(run_dir) if run_dir is not None else (
             Path(log_dir) if log_dir is not None else None)
-        callbacks = [_run_files.NaNGuard()]  # first: stops a NaN epoch early
+        callbacks = [_resume.NaNGuard()]  # first: stops a NaN epoch early
         callbacks.append(keras.callbacks.EarlyStopping(
             monitor=prefix + "loss", patience=preset.early_stopping_patience,
             restore_best_weights=True))
@@ -224,7 +224,7 @@ class ProductionModelBuilder:
             # best model, detector state) is written before the backup that
             # a resumed run starts from: a run killed in between repeats the
             # epoch, and the records drop their copy of it.
-            callbacks.append(_run_files.RunBackup(run_dir / "backup",
+            callbacks.append(_resume.RunBackup(run_dir / "backup",
                                                   stateful))
         return callbacks
 
@@ -318,7 +318,7 @@ class ProductionModelBuilder:
         cbs = self.get_callbacks(
             log_dir=None if run_dir is None else run_dir / "logs",
             run_dir=run_dir, validation=val_ds is not None)
-        backup = [c for c in cbs if isinstance(c, _run_files.RunBackup)]
+        backup = [c for c in cbs if isinstance(c, _resume.RunBackup)]
         cbs = [c for c in cbs if c not in backup] + list(callbacks or [])
         cbs += backup
         if run_dir is not None:
@@ -369,7 +369,7 @@ class ProductionModelBuilder:
         # summary.json marks the run finished: written last, then the backup
         # goes (a run killed before this line resumes and finishes again).
         _run_files.atomic_write_json(run_dir / "summary.json", summary)
-        _run_files.remove_backup(run_dir / "backup")
+        _resume.remove_backup(run_dir / "backup")
 
     def predict(self, model, x, batch_size=256, tta=False):
         """Class probabilities, optionally averaged over test-time views.
@@ -425,7 +425,7 @@ def _prepare_run_dir(run_dir, overwrite, preset):
                 "pass overwrite=True (--overwrite) to replace it.")
         for name in existing:
             (run_dir / name).unlink()
-        _run_files.remove_backup(run_dir / "backup")
+        _resume.remove_backup(run_dir / "backup")
         return
     config = run_dir / "config.yaml"
     if config.exists():

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from keras_regkit import OverfittingDetector, ProductionModelBuilder
-from keras_regkit._run_files import RunBackup
+from keras_regkit._resume import RunBackup
 from keras_regkit.builder import RUN_FILES
 
 SEED_TABLE = {

@@ -20,7 +20,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_regkit import _run_files
+from keras_regkit import _resume, _run_files
 from keras_regkit.data import load_cifar10_sample
 from tests._drivers.train_run import CONFIG, N_TRAIN, N_VAL, tiny_builder
 
@@ -245,7 +245,7 @@ def _fit_with_backup(model, x, y, backup, last):
     model.fit(x, y, validation_data=(x[:32], y[:32]), epochs=5,
               batch_size=16, verbose=0,
               callbacks=[early, plateau,
-                         _run_files.RunBackup(backup, last.watch), last])
+                         _resume.RunBackup(backup, last.watch), last])
 
 
 def test_backup_restores_weights_optimizer_and_best_so_far_state(
