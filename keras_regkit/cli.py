@@ -105,8 +105,11 @@ def _train(args):
         x_train, y_train, x_val, y_val, architecture=args.architecture,
         run_dir=out, verbose=args.verbose, overwrite=args.overwrite)
     result = builder.evaluate(model, x_val, y_val)
-    print(f"validation accuracy {result['accuracy']:.4f} "
-          f"(best model, {len(x_val)} images); run folder: {out}")
+    best = max(history.history.get("val_accuracy") or [float("nan")])
+    print(f"validation accuracy {result['accuracy']:.4f} on {len(x_val)} "
+          "images (the returned model: EarlyStopping's best epoch by "
+          f"val_loss); best epoch by val_accuracy {best:.4f} "
+          f"(best_model.keras); run folder: {out}")
     return 0
 
 
