@@ -17,7 +17,15 @@ same Dropout network: its distance from 1.00 is the noise of the run.
 
     python bench/bench_layers.py                  # TensorFlow, no XLA
     python bench/bench_layers.py --jit            # jit_compile=True
-    python bench/bench_layers.py --steps 120 --pairs dropblock concrete
+    python bench/bench_layers.py --steps 240 --pairs control dropblock
+    KERAS_BACKEND=jax python bench/bench_layers.py --jit
+
+The backend is TensorFlow unless KERAS_BACKEND says otherwise. With
+`--jit` on a CPU, TensorFlow's XLA draws random numbers of the default
+algorithm (`alg="auto_select"`) very slowly, in Keras's own layers too, so
+there the cost of a block follows how many numbers it draws per step: a
+kernel-sized mask (DropConnect, GaussianWeightNoise) shows up against an
+activation-sized one (Dropout, GaussianNoise).
 """
 
 import argparse
@@ -29,7 +37,6 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
-import numpy as np  # noqa: E402
 
 import keras_regkit as rk  # noqa: E402
 from keras_regkit.data import load_cifar10_sample  # noqa: E402

@@ -12,7 +12,6 @@ callbacks watch and save the run. The seed's usage runs unchanged:
 
 import contextlib
 import time
-import warnings
 from pathlib import Path
 
 import keras
@@ -20,6 +19,12 @@ import numpy as np
 import tensorflow as tf
 
 from keras_regkit import _resume, _run_files
+from keras_regkit._run_folder import (  # noqa: F401 (RUN_FILES)
+    RUN_FILES,
+    finish_run,
+    prepare_run_dir,
+    tensorboard_available,
+)
 from keras_regkit._validation import check_choice, check_int, check_seed, invalid
 from keras_regkit.callbacks import OverfittingDetector
 from keras_regkit.data.augmentation import get_augmentation
@@ -217,7 +222,7 @@ class ProductionModelBuilder:
                 run_dir / "best_model.keras", monitor=prefix + "accuracy"))
             callbacks.append(_run_files.HistoryRecorder(
                 run_dir / "history.csv"))
-        if log_dir is not None and _tensorboard_available():
+        if log_dir is not None and tensorboard_available():
             callbacks.append(keras.callbacks.TensorBoard(str(log_dir)))
         if run_dir is not None:
             # Last, so that at each epoch end every other record (history,
@@ -313,7 +318,7 @@ class ProductionModelBuilder:
                            epochs=epochs, jit_compile=jit_compile)
         run_dir = Path(run_dir) if run_dir is not None else None
         if run_dir is not None:
-            _prepare_run_dir(run_dir, overwrite, self.preset)
+            prepare_run_dir(run_dir, overwrite, self.preset)
             _run_files.remove_temp_files(run_dir, RUN_FILES)
         cbs = self.get_callbacks(
             log_dir=None if run_dir is None else run_dir / "logs",
@@ -332,44 +337,9 @@ class ProductionModelBuilder:
         finally:
             wall = time.perf_counter() - start
         if run_dir is not None:
-            self._finish_run(model, history, cbs, run_dir, wall, X_train)
+            finish_run(self.preset, self.seed, model, history, cbs,
+                       run_dir, wall, X_train)
         return model, history
-
-    def _finish_run(self, model, history, callbacks, run_dir, wall, x):
-        recorder = next(c for c in callbacks
-                        if isinstance(c, _run_files.HistoryRecorder))
-        full = recorder.history()
-        if full:
-            history.history = full
-        n_images = len(x) if hasattr(x, "__len__") and not isinstance(
-            x, tf.data.Dataset) else None
-        epochs_run = len(history.epoch)
-        summary = {
-            "preset": self.preset.name,
-            "seed": self.seed,
-            "epochs_recorded": len(next(iter(full.values()), [])),
-            "epochs_this_run": epochs_run,
-            "wall_time_s": wall,
-            "images_per_s": (n_images * epochs_run / wall
-                             if n_images and wall > 0 else None),
-            "final": {k: v[-1] for k, v in full.items() if v},
-        }
-        for key, better in (("val_accuracy", max), ("val_loss", min)):
-            if full.get(key):
-                value = better(full[key])
-                summary["best_" + key] = value
-                summary["best_" + key + "_epoch"] = full[key].index(value)
-        _run_files.atomic_save_model(model, run_dir / "final_model.keras")
-        try:
-            from keras_regkit.analysis.plots import plot_training_diagnostics
-            plot_training_diagnostics(full, run_dir / "training_curves.png")
-        except Exception as exc:  # plots must never cost the run its files
-            warnings.warn(f"Could not write training plots: {exc}",
-                          stacklevel=2)
-        # summary.json marks the run finished: written last, then the backup
-        # goes (a run killed before this line resumes and finishes again).
-        _run_files.atomic_write_json(run_dir / "summary.json", summary)
-        _resume.remove_backup(run_dir / "backup")
 
     def predict(self, model, x, batch_size=256, tta=False):
         """Class probabilities, optionally averaged over test-time views.
@@ -402,53 +372,6 @@ class ProductionModelBuilder:
             "accuracy": float((probs.argmax(-1) == labels).mean()),
             "loss": float(-np.log(np.clip(picked, 1e-7, 1.0)).mean()),
         }
-
-
-RUN_FILES = ("history.csv", "summary.json", "best_model.keras",
-             "best_model.best.json", "final_model.keras", "config.yaml",
-             "training_curves.png", "overfitting_detector.json")
-
-
-def _prepare_run_dir(run_dir, overwrite, preset):
-    """Checks a run folder before training.
-
-    A folder with `summary.json` holds a finished run: refused unless
-    `overwrite`. Any other folder with run files holds an interrupted run,
-    which is resumed; its `config.yaml` must match `preset`.
-    """
-    existing = [name for name in RUN_FILES if (run_dir / name).exists()]
-    if "summary.json" in existing:
-        if not overwrite:
-            raise FileExistsError(
-                f"Run folder {run_dir} already holds a finished run "
-                f"({', '.join(existing)}). Choose another run_dir (--out) or "
-                "pass overwrite=True (--overwrite) to replace it.")
-        for name in existing:
-            (run_dir / name).unlink()
-        _resume.remove_backup(run_dir / "backup")
-        return
-    config = run_dir / "config.yaml"
-    if config.exists():
-        saved = type(preset).from_yaml(config).to_dict()
-        ours = preset.to_dict()
-        changed = sorted(k for k in ours if saved.get(k) != ours[k])
-        if changed:
-            raise ValueError(
-                f"Cannot resume the run in {run_dir} with a different config: "
-                + ", ".join(f"{k}={ours[k]!r} (run has {saved.get(k)!r})"
-                            for k in changed)
-                + ". Use the same flags, or another run_dir (--out).")
-
-
-def _tensorboard_available():
-    try:
-        import tensorboard  # noqa: F401
-    except ImportError:
-        warnings.warn("The `tensorboard` package is not installed: no "
-                      "TensorBoard logs are written (pip install tensorboard).",
-                      stacklevel=3)
-        return False
-    return True
 
 
 def _check_image_shape(name, x, input_shape):
