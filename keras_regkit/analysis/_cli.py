@@ -5,20 +5,7 @@ import sys
 import time
 from pathlib import Path
 
-DATASETS = ("cifar10-sample", "cifar10")
-
-
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value <= 0:
-        import argparse
-
-        raise argparse.ArgumentTypeError(
-            f"expected a positive integer, got {text!r}")
-    return value
+from keras_regkit.cli import DATASETS, _positive_int  # one definition
 
 
 def _add_data_flags(p, limit=None):
