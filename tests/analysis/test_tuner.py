@@ -106,3 +106,29 @@ def test_hypermodel_builds_and_fits_a_sampled_preset(fake_keras_tuner,
                              validation_data=(x[32:], y[32:]), epochs=1,
                              batch_size=16, verbose=0)
     assert np.isfinite(history.history["val_loss"][0])
+
+
+@pytest.mark.slow
+def test_a_real_random_search_over_the_preset(cifar10_small, tmp_path):
+    keras_tuner = pytest.importorskip("keras_tuner")
+    x, y = cifar10_small
+    x = x[:160].astype("float32") / 255.0
+    y = y[:160]
+    hypermodel = tuner.make_hypermodel(
+        "small", (32, 32, 3), 10, seed=0,
+    )
+    search = keras_tuner.RandomSearch(
+        hypermodel, objective="val_accuracy", max_trials=2, seed=0,
+        directory=str(tmp_path), project_name="regkit",
+    )
+    search.search(x[:120], y[:120], validation_data=(x[120:], y[120:]),
+                  epochs=1, batch_size=40, verbose=0)
+    trials = search.oracle.get_best_trials(2)
+    assert len(trials) == 2
+    sampled = [t.hyperparameters.values for t in trials]
+    # Every sampled point is a valid preset with regularization fields set.
+    for values in sampled:
+        assert 0.0 <= values["dropout_dense"] < 1.0
+    assert all(np.isfinite(t.score) for t in trials)
+    best = search.get_best_models(1)[0]
+    assert best.output_shape == (None, 10)
