@@ -99,9 +99,11 @@ def model_throughput(x, y, capacity="medium", steps=30, warmup=3, seed=0):
         model.train_on_batch(xb, yb)
     step_rate = steps * batch / (time.perf_counter() - start)
     dataset = builder.make_dataset(x, y, batch, training=True).repeat()
-    model.fit(dataset, steps_per_epoch=warmup, epochs=1, verbose=0)
+    model.fit(dataset, steps_per_epoch=warmup, epochs=1, verbose=0,
+              shuffle=False)
     start = time.perf_counter()
-    model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0)
+    model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0,
+              shuffle=False)
     fit_rate = steps * batch / (time.perf_counter() - start)
     return {"step_images_per_s": step_rate, "fit_images_per_s": fit_rate,
             "batch_size": batch, "policy": builder.preset.augmentation}
