@@ -55,7 +55,8 @@ def apply_conv_bn_act(x, filters, preset, name):
         name=f"{name}_conv",
     )(x)
     if preset.batch_norm:
-        x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
+        x = keras.layers.BatchNormalization(
+            momentum=preset.bn_momentum, name=f"{name}_bn")(x)
     return keras.layers.Activation("relu", name=f"{name}_relu")(x)
 
 

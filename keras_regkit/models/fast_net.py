@@ -21,8 +21,6 @@ from keras_regkit.models.mlp import check_model_args
 from keras_regkit.models.presets import get_preset
 
 LOGIT_SCALE = 1.0 / 9.0
-# Short runs (about 500 steps) need batch statistics that settle fast.
-BN_MOMENTUM = 0.9
 
 
 def _conv(x, filters, preset, name, kernel_size=3, padding="same",
@@ -43,7 +41,7 @@ def _conv(x, filters, preset, name, kernel_size=3, padding="same",
 def _bn_gelu(x, preset, name):
     if preset.batch_norm:
         x = keras.layers.BatchNormalization(
-            momentum=BN_MOMENTUM, name=f"{name}_bn"
+            momentum=preset.bn_momentum, name=f"{name}_bn"
         )(x)
     return keras.layers.Activation("gelu", name=f"{name}_gelu")(x)
 

@@ -74,7 +74,8 @@ def apply_dense_block(x, units, preset, name):
         name=name,
     )(x)
     if preset.batch_norm:
-        x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
+        x = keras.layers.BatchNormalization(
+            momentum=preset.bn_momentum, name=f"{name}_bn")(x)
     x = keras.layers.Activation("relu", name=f"{name}_relu")(x)
     if preset.dropout_dense > 0:
         x = keras.layers.Dropout(

@@ -82,6 +82,8 @@ _CHECKS = {
     "dropout_dense": check_rate,
     "dropout_conv": check_rate,
     "batch_norm": _check_bool,
+    "bn_momentum": lambda n, v: check_float(n, v, 0.0, 1.0,
+                                            low_inclusive=False),
     "max_norm": _check_max_norm,
     "stochastic_depth_rate": check_rate,
     "dropblock_rate": check_rate,
@@ -149,6 +151,7 @@ class CapacityPreset:
     dropout_dense: float = 0.4
     dropout_conv: float = 0.2
     batch_norm: bool = True
+    bn_momentum: float = 0.9
     max_norm: float = 3.0
     stochastic_depth_rate: float = 0.0
     dropblock_rate: float = 0.0

@@ -50,7 +50,8 @@ def _check_stackwise(name, value, default, length=None):
 
 def _pre_activation(x, preset, name):
     if preset.batch_norm:
-        x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
+        x = keras.layers.BatchNormalization(
+            momentum=preset.bn_momentum, name=f"{name}_bn")(x)
     return keras.layers.Activation("relu", name=f"{name}_relu")(x)
 
 

@@ -190,6 +190,8 @@ def test_from_dict_needs_a_mapping():
         ("dropout_conv", -0.1, r"float in \[0, 1\)"),
         ("batch_norm", "yes", "a bool"),
         ("batch_norm", 1, "a bool"),
+        ("bn_momentum", 1.0, r"\(0, 1\)"),
+        ("bn_momentum", 0.0, r"\(0, 1\)"),
         ("max_norm", 0.0, r"float in \(0, inf\)"),
         ("stochastic_depth_rate", 1.5, r"float in \[0, 1\)"),
         ("dropblock_rate", 1.0, r"float in \[0, 1\)"),
