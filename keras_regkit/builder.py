@@ -121,9 +121,17 @@ class ProductionModelBuilder:
                           f"{architecture!r}")
         self._seed_all()
         with self._scope(), self.precision.policy_scope():
-            return ARCHITECTURES[architecture](
+            model = ARCHITECTURES[architecture](
                 self.input_shape, self.num_classes, self.preset
             )
+            if self.precision.name == "float32":
+                return model
+            # Mixed precision: probabilities leave the model in float32, so
+            # the loss and metrics never see bfloat16/float16 rounding.
+            outputs = keras.layers.Activation(
+                "linear", dtype="float32", name="float32_probabilities"
+            )(model.output)
+            return keras.Model(model.input, outputs, name=model.name)
 
     def _optimizer(self, learning_rate):
         preset = self.preset

@@ -16,6 +16,7 @@ def _is_sparse(y_true, y_pred):
 
 def top_k_accuracy(y_true, y_pred, k=5):
     """Top-k accuracy for integer or one-hot (or soft) labels."""
+    y_pred = keras.ops.cast(y_pred, "float32")  # in_top_k needs float32
     if _is_sparse(y_true, y_pred):
         return keras.metrics.sparse_top_k_categorical_accuracy(y_true, y_pred, k)
     return keras.metrics.top_k_categorical_accuracy(y_true, y_pred, k)

@@ -244,3 +244,20 @@ def test_predict_with_tta_averages_the_mirror(cifar10_batch):
     result = builder.evaluate(model, x, np.zeros(len(x), "int64"))
     assert result["accuracy"] == pytest.approx(
         float((plain.argmax(-1) == 0).mean()))
+
+
+def test_mixed_bfloat16_trains_with_float32_variables(cifar10_small):
+    x, y = cifar10_small
+    builder = tiny_builder(epochs=1, batch_norm=True)
+    builder = ProductionModelBuilder((32, 32, 3), 10, builder.preset, seed=0,
+                                     precision="mixed_bfloat16")
+    model, history = builder.train(x[:100], y[:100], x[100:150], y[100:150],
+                                   verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    dense = [layer for layer in model.layers
+             if isinstance(layer, keras.layers.Dense)]
+    assert dense[0].compute_dtype == "bfloat16"
+    assert all(w.dtype == "float32" for w in model.trainable_weights)
+    # The global policy is left as it was.
+    assert keras.config.dtype_policy().name == "float32"
+    assert model.output.dtype == "float32"
