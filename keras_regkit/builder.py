@@ -302,9 +302,14 @@ class ProductionModelBuilder:
             `(model, history)`: the model with the best weights restored, and
             the Keras History (every epoch of the run folder on resume).
         """
-        epochs = check_int("epochs", epochs or self.preset.epochs, 1)
-        batch_size = check_int("batch_size",
-                               batch_size or self.preset.batch_size, 1)
+        epochs = check_int(
+            "epochs", self.preset.epochs if epochs is None else epochs, 1)
+        batch_size = check_int(
+            "batch_size",
+            self.preset.batch_size if batch_size is None else batch_size, 1)
+        # The config this run really uses, as written to (and checked
+        # against) its run folder.
+        resolved = self.preset.replace(epochs=epochs, batch_size=batch_size)
         if (X_val is None) != (y_val is None) and not isinstance(
                 X_val, tf.data.Dataset):
             raise invalid("y_val", None if y_val is None else "array",
@@ -326,7 +331,7 @@ class ProductionModelBuilder:
                            epochs=epochs, jit_compile=jit_compile)
         run_dir = Path(run_dir) if run_dir is not None else None
         if run_dir is not None:
-            prepare_run_dir(run_dir, overwrite, self.preset)
+            prepare_run_dir(run_dir, overwrite, resolved)
             _run_files.remove_temp_files(run_dir, RUN_FILES)
         cbs = self.get_callbacks(
             log_dir=None if run_dir is None else run_dir / "logs",
@@ -336,7 +341,7 @@ class ProductionModelBuilder:
         cbs += backup
         if run_dir is not None:
             run_dir.mkdir(parents=True, exist_ok=True)
-            self.preset.to_yaml(run_dir / "config.yaml")
+            resolved.to_yaml(run_dir / "config.yaml")
         start = time.perf_counter()
         try:
             history = model.fit(train_ds, validation_data=val_ds,

@@ -261,3 +261,18 @@ def test_mixed_bfloat16_trains_with_float32_variables(cifar10_small):
     # The global policy is left as it was.
     assert keras.config.dtype_policy().name == "float32"
     assert model.output.dtype == "float32"
+
+
+def test_train_arguments_are_validated_and_recorded(cifar10_small, tmp_path):
+    x, y = cifar10_small
+    with pytest.raises(ValueError, match="`epochs`"):
+        tiny_builder().train(x[:100], y[:100], epochs=0, verbose=0)
+    with pytest.raises(ValueError, match="`batch_size`"):
+        tiny_builder().train(x[:100], y[:100], batch_size=0, verbose=0)
+    run = tmp_path / "run"
+    tiny_builder().train(x[:100], y[:100], x[100:150], y[100:150], epochs=1,
+                         batch_size=25, run_dir=run, verbose=0)
+    from keras_regkit.models.presets import CapacityPreset
+
+    saved = CapacityPreset.from_yaml(run / "config.yaml")
+    assert (saved.epochs, saved.batch_size) == (1, 25)
