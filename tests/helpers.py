@@ -10,6 +10,19 @@ import numpy as np
 
 import keras
 
+# The seed's `reg_config` of each capacity, exactly as its documents give it.
+SEED_TABLE = {
+    "small": dict(l2=1e-5, dropout_dense=0.2, dropout_conv=0.1,
+                  batch_norm=True, early_stopping_patience=20,
+                  label_smoothing=0.0),
+    "medium": dict(l2=1e-4, dropout_dense=0.4, dropout_conv=0.2,
+                   batch_norm=True, early_stopping_patience=15,
+                   label_smoothing=0.05),
+    "large": dict(l2=1e-3, dropout_dense=0.5, dropout_conv=0.3,
+                  batch_norm=True, early_stopping_patience=10,
+                  label_smoothing=0.1),
+}
+
 
 def count_seed_states(layer):
     """Number of SeedGenerator state variables tracked by `layer`."""

@@ -55,7 +55,7 @@ def main(argv):
             for i, n in enumerate(_counts(report)):
                 totals[i] += n
     passed, failed, skipped = totals
-    print(f"all backends: {passed} passed, {failed} failed, {skipped} skipped")
+    print(f"total: {passed} passed, {failed} failed, {skipped} skipped")
     return 0 if ok and failed == 0 and passed > 0 else 1
 
 

@@ -10,18 +10,8 @@ import pytest
 from keras_regkit import OverfittingDetector, ProductionModelBuilder
 from keras_regkit._resume import RunBackup
 from keras_regkit.builder import RUN_FILES
+from tests.helpers import SEED_TABLE
 
-SEED_TABLE = {
-    "small": dict(l2=1e-5, dropout_dense=0.2, dropout_conv=0.1,
-                  batch_norm=True, early_stopping_patience=20,
-                  label_smoothing=0.0),
-    "medium": dict(l2=1e-4, dropout_dense=0.4, dropout_conv=0.2,
-                   batch_norm=True, early_stopping_patience=15,
-                   label_smoothing=0.05),
-    "large": dict(l2=1e-3, dropout_dense=0.5, dropout_conv=0.3,
-                  batch_norm=True, early_stopping_patience=10,
-                  label_smoothing=0.1),
-}
 # A tiny version of the small preset so a real fit takes about a second.
 TINY = dict(conv_filters=(8, 16), dense_units=(32,), epochs=2, batch_size=50)
 

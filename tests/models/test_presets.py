@@ -12,19 +12,9 @@ from keras_regkit.models.presets import AUGMENTATIONS
 from keras_regkit.models.presets import PRESETS
 from keras_regkit.models.presets import CapacityPreset
 from keras_regkit.models.presets import get_preset
+from tests.helpers import SEED_TABLE
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
-SEED_TABLE = {
-    "small": dict(l2=1e-5, dropout_dense=0.2, dropout_conv=0.1,
-                  batch_norm=True, early_stopping_patience=20,
-                  label_smoothing=0.0),
-    "medium": dict(l2=1e-4, dropout_dense=0.4, dropout_conv=0.2,
-                   batch_norm=True, early_stopping_patience=15,
-                   label_smoothing=0.05),
-    "large": dict(l2=1e-3, dropout_dense=0.5, dropout_conv=0.3,
-                  batch_norm=True, early_stopping_patience=10,
-                  label_smoothing=0.1),
-}
 
 
 @pytest.mark.parametrize("name", sorted(SEED_TABLE))
