@@ -13,6 +13,14 @@ Data: the 50,000 training images of ../shared/data, shuffled with a fixed
 seed; the last 5,000 are the validation split, the other 45,000 train.
 
     python bench/time_to_accuracy.py --capacity medium --minutes 20
+
+`--capacity fast` runs the fast preset's benchmark instead (see
+`bench/_fast.py`): accuracy with and without test-time augmentation over
+`--seeds`, wall time, throughput per `--precisions`, and with `--ablate` the
+table of each trick switched off:
+
+    python bench/time_to_accuracy.py --capacity fast --seeds 0 1 \
+        --precisions float32 mixed_bfloat16 --ablate
 """
 
 import argparse
@@ -26,9 +34,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from keras_regkit import ProductionModelBuilder  # noqa: E402
-from keras_regkit.data import load_cifar10  # noqa: E402
-from keras_regkit.data.augmentation import seed_augmentation  # noqa: E402
+from keras_regkit.data.cifar10 import load_cifar10  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -121,6 +127,8 @@ def seed_cnn(num_classes=10, l2=1e-4, conv_dropout=0.2, dense_dropout=0.4,
 def run_seed_recipe(data, epochs, turnstile):
     """The seed's train(): augment the whole array once, then fit."""
     x_train, y_train, x_val, y_val = data
+    from keras_regkit.data.augmentation import seed_augmentation
+
     keras.utils.set_random_seed(0)
     augment = seed_augmentation()
     x = x_train.astype("float32") / 255.0
@@ -147,6 +155,8 @@ def run_seed_recipe(data, epochs, turnstile):
 
 
 def run_preset(data, capacity, epochs, batch_size, seed, precision, turnstile):
+    from keras_regkit import ProductionModelBuilder
+
     x_train, y_train, x_val, y_val = data
     builder = ProductionModelBuilder((32, 32, 3), 10, capacity, seed=seed,
                                      precision=precision)
@@ -173,11 +183,31 @@ def main():
                         help="use only the first N images (smoke runs)")
     parser.add_argument("--no-seed-recipe", action="store_true",
                         help="train only the preset")
+    fast = parser.add_argument_group("--capacity fast")
+    fast.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    fast.add_argument("--precisions", nargs="+", default=["float32"],
+                      help="the first trains every seed; the others only "
+                           "measure throughput, over --throughput-epochs")
+    fast.add_argument("--throughput-epochs", type=int, default=None)
+    fast.add_argument("--ablate", action="store_true",
+                      help="also train with each trick switched off")
+    fast.add_argument("--loader", choices=("tfdata", "array"),
+                      default="tfdata")
+    fast.add_argument("--fast-epochs", type=int, default=None,
+                      help="override the preset's 10 epochs (smoke runs)")
+    fast.add_argument("--verbose", type=int, default=0)
     args = parser.parse_args()
 
     data = split_cifar10(args.data_dir, limit=args.limit)
     print(f"data: {len(data[0])} train / {len(data[2])} validation images "
           "(seeded shuffle of the training split, last part held out)")
+    if args.capacity == "fast":
+        import _fast
+
+        _fast.run(data, args.seeds, args.precisions, args.ablate,
+                  args.loader, args.fast_epochs, args.throughput_epochs,
+                  args.verbose)
+        return
     budget = args.minutes * 60
     token, log = threading.Condition(), []
     name = f"{args.capacity} preset"

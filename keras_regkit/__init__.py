@@ -15,9 +15,12 @@ from keras_regkit import constraints  # noqa: E402
 from keras_regkit import layers  # noqa: E402
 from keras_regkit import losses  # noqa: E402
 from keras_regkit import regularizers  # noqa: E402
+from keras_regkit import initializers  # noqa: E402
+from keras_regkit.callbacks import Lookahead  # noqa: E402
 from keras_regkit.callbacks import OverfittingDetector  # noqa: E402
 from keras_regkit.callbacks import RegularizationScheduler  # noqa: E402
 from keras_regkit.callbacks import WeightStatsMonitor  # noqa: E402
+from keras_regkit.callbacks import WhiteningBiasFreezer  # noqa: E402
 from keras_regkit.constraints import CenteredUnitNorm  # noqa: E402
 from keras_regkit.constraints import SpectralNormConstraint  # noqa: E402
 from keras_regkit.layers import ConcreteDropout  # noqa: E402
@@ -27,8 +30,12 @@ from keras_regkit.layers import DropConnectDense  # noqa: E402
 from keras_regkit.layers import GaussianWeightNoise  # noqa: E402
 from keras_regkit.layers import MCDropout  # noqa: E402
 from keras_regkit.layers import MCSpatialDropout2D  # noqa: E402
+from keras_regkit.layers import PatchWhitening  # noqa: E402
+from keras_regkit.layers import ScaledBias  # noqa: E402
 from keras_regkit.layers import StochasticDepth  # noqa: E402
+from keras_regkit.layers import patch_whitening_kernel  # noqa: E402
 from keras_regkit.layers import set_mc_dropout  # noqa: E402
+from keras_regkit.initializers import PartialDirac  # noqa: E402
 from keras_regkit.losses import LabelSmoothingCrossEntropy  # noqa: E402
 from keras_regkit.losses import label_smoothing_cross_entropy  # noqa: E402
 from keras_regkit.losses import label_smoothing_loss  # noqa: E402
@@ -48,6 +55,13 @@ _LAZY = {
     "PRESETS": "keras_regkit.models.presets",
     "load_cifar10": "keras_regkit.data.cifar10",
     "load_cifar10_sample": "keras_regkit.data.cifar10",
+    "ArrayLoader": "keras_regkit.data.array_loader",
+    "alternating_flip_mask": "keras_regkit.data.flips",
+    "build_fast_net": "keras_regkit.models.fast_net",
+    "adapt_fast_net": "keras_regkit.models.fast_net",
+    "compile_for_preset": "keras_regkit.recipe",
+    "trick_callbacks": "keras_regkit.recipe",
+    "make_optimizer": "keras_regkit.recipe",
     "make_dataset": "keras_regkit.data.pipeline",
     "get_augmentation": "keras_regkit.data.augmentation",
     "augmentation_from_image_data_generator": "keras_regkit.data.augmentation",
@@ -86,21 +100,28 @@ __all__ = [
     "GroupLasso",
     "L2SP",
     "LabelSmoothingCrossEntropy",
+    "Lookahead",
     "MCDropout",
     "MCSpatialDropout2D",
     "OverfittingDetector",
+    "PartialDirac",
+    "PatchWhitening",
     "RegularizationScheduler",
+    "ScaledBias",
     "SpectralNormConstraint",
     "StochasticDepth",
     "TopKAccuracy",
     "WarmupLinearDecay",
     "WeightStatsMonitor",
+    "WhiteningBiasFreezer",
     "apply_l2sp",
     "constraints",
+    "initializers",
     "label_smoothing_cross_entropy",
     "label_smoothing_loss",
     "layers",
     "losses",
+    "patch_whitening_kernel",
     "regularizers",
     "set_mc_dropout",
     "smooth_labels",

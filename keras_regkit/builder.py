@@ -32,13 +32,16 @@ from keras_regkit.data.pipeline import make_dataset
 from keras_regkit.losses import LabelSmoothingCrossEntropy
 from keras_regkit.metrics import TopKAccuracy
 from keras_regkit.models import ARCHITECTURES
+from keras_regkit.models.fast_net import adapt_fast_net
 from keras_regkit.models.presets import get_preset
 from keras_regkit.precision import resolve_precision
+from keras_regkit.recipe import NO_DECAY_NAMES  # noqa: F401 (re-export)
+from keras_regkit.recipe import make_optimizer
+from keras_regkit.recipe import trick_callbacks
 from keras_regkit.schedules import make_learning_rate
 from keras_regkit.tta import tta_predict
 
 AUGMENT_ON = ("pipeline", "model")
-NO_DECAY_NAMES = ("bias", "gamma", "beta")
 
 
 class ProductionModelBuilder:
@@ -134,21 +137,7 @@ class ProductionModelBuilder:
             return keras.Model(model.input, outputs, name=model.name)
 
     def _optimizer(self, learning_rate):
-        preset = self.preset
-        decay = (preset.weight_decay
-                 if preset.weight_decay_mode == "decoupled" else None) or None
-        if preset.optimizer == "sgd":
-            opt = keras.optimizers.SGD(
-                learning_rate, momentum=preset.momentum,
-                nesterov=preset.nesterov, weight_decay=decay,
-            )
-        else:
-            opt = keras.optimizers.AdamW(
-                learning_rate, weight_decay=decay or 0.0
-            )
-        if decay:
-            opt.exclude_from_weight_decay(var_names=list(NO_DECAY_NAMES))
-        return opt
+        return make_optimizer(self.preset, learning_rate)
 
     def compile_model(self, model, learning_rate=0.001, steps_per_epoch=None,
                       epochs=None, jit_compile="auto"):
@@ -191,8 +180,10 @@ class ProductionModelBuilder:
         """The preset's callbacks.
 
         A NaN guard (a TerminateOnNaN that raises before the bad epoch is
-        recorded), EarlyStopping (restores the best weights),
-        ReduceLROnPlateau when the preset's schedule is "plateau",
+        recorded), EarlyStopping (restores the best weights, unless the
+        preset uses Lookahead), `Lookahead` and `WhiteningBiasFreezer` when
+        the preset asks for them, ReduceLROnPlateau when the preset's
+        schedule is "plateau",
         OverfittingDetector (threshold 0.15, as the seed), TensorBoard into
         `log_dir`, and, in the run folder, an atomic best-model checkpoint
         (`best_model.keras`, by validation accuracy), `history.csv` and,
@@ -212,10 +203,14 @@ class ProductionModelBuilder:
         run_dir = Path(run_dir) if run_dir is not None else (
             Path(log_dir) if log_dir is not None else None)
         callbacks = [_resume.NaNGuard()]  # first: stops a NaN epoch early
+        # With Lookahead the run ends on the averaged weights, which no
+        # epoch-end snapshot holds: EarlyStopping then stops but does not
+        # restore.
         callbacks.append(keras.callbacks.EarlyStopping(
             monitor=prefix + "loss", patience=preset.early_stopping_patience,
-            restore_best_weights=True))
+            restore_best_weights=not preset.lookahead))
         stateful = [callbacks[-1]]
+        callbacks += trick_callbacks(preset)
         if preset.lr_schedule == "plateau":
             callbacks.append(keras.callbacks.ReduceLROnPlateau(
                 monitor=prefix + "loss", factor=0.5,
@@ -259,9 +254,11 @@ class ProductionModelBuilder:
         batch_size = batch_size or self.preset.batch_size
         augment = training and self.augment_on == "pipeline"
         mix = self.preset.mix_config if training else None
+        # The policy by name: the pipeline builds it with the builder's seed
+        # (and gives "alternating_*" flips, which need image indices).
         return make_dataset(
             x, y, batch_size, training=training,
-            augmentation=self.get_data_augmentation() if augment else None,
+            augmentation=self.preset.augmentation if augment else None,
             mix=mix, num_classes=self.num_classes, seed=self.seed,
         )
 
@@ -324,6 +321,8 @@ class ProductionModelBuilder:
         steps = int(train_ds.cardinality().numpy())
         steps = steps if steps > 0 else None
         model = self.build_model(architecture)
+        if self.preset.stem_whitening:  # fit the whitened stem to the data
+            adapt_fast_net(model, _first_images(X_train))
         if self.augment_on == "model":
             with self._scope():
                 model = self._with_model_augmentation(model)
@@ -396,6 +395,16 @@ def _check_image_shape(name, x, input_shape):
         raise invalid(name, f"<array of shape {shape}>",
                       f"images of shape (N, {', '.join(map(str, input_shape))})"
                       " (the builder's input_shape)")
+
+
+def _first_images(x, count=5000):
+    """Up to `count` training images, from arrays or an (image, label) set."""
+    if not isinstance(x, tf.data.Dataset):
+        return np.asarray(x[:count])
+    if x.element_spec[0].shape.rank == 4:
+        x = x.unbatch()
+    images = [np.asarray(image) for image, _ in x.take(count)]
+    return np.stack(images)
 
 
 def _to_float(x):

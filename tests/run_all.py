@@ -19,6 +19,10 @@ BLOCK_TESTS = [
     "tests/test_constraints.py",
     "tests/test_losses.py",
     "tests/test_properties.py",
+    "tests/test_initializers.py",
+    "tests/callbacks/test_lookahead.py",
+    "tests/data/test_array_loader.py",
+    "tests/data/test_alternating_flip.py",
 ]
 RUNS = [
     ("tensorflow", ["tests"]),

@@ -1,10 +1,15 @@
-"""Data: CIFAR-10 loading, tf.data pipelines and augmentation policies.
+"""Data: CIFAR-10 loading, input pipelines and augmentation policies.
 
-The only part of keras_regkit (with the builder and the CLI) that imports
-TensorFlow: `make_dataset` builds a `tf.data` pipeline whatever the Keras
-backend.
+`make_dataset` builds a `tf.data` pipeline whatever the Keras backend;
+`ArrayLoader` feeds NumPy batches with no TensorFlow at all. The names
+that need TensorFlow (`make_dataset`, `mixup`, `cutmix`, `mix_batch`) are
+imported on first use, so `import keras_regkit.data` (and `ArrayLoader`)
+works where TensorFlow is not installed.
 """
 
+import importlib
+
+from keras_regkit.data.array_loader import ArrayLoader
 from keras_regkit.data.augmentation import AUGMENTATION_POLICIES
 from keras_regkit.data.augmentation import (  # noqa: F401
     augmentation_from_image_data_generator,
@@ -15,14 +20,21 @@ from keras_regkit.data.augmentation import seed_augmentation
 from keras_regkit.data.cifar10 import CLASS_NAMES
 from keras_regkit.data.cifar10 import load_cifar10
 from keras_regkit.data.cifar10 import load_cifar10_sample
-from keras_regkit.data.mixing import cutmix
-from keras_regkit.data.mixing import mix_batch
-from keras_regkit.data.mixing import mixup
-from keras_regkit.data.pipeline import make_dataset
+from keras_regkit.data.flips import alternating_flip_mask
+
+# Names whose modules import TensorFlow: loaded on first use.
+_LAZY = {
+    "make_dataset": "keras_regkit.data.pipeline",
+    "mixup": "keras_regkit.data.mixing",
+    "cutmix": "keras_regkit.data.mixing",
+    "mix_batch": "keras_regkit.data.mixing",
+}
 
 __all__ = [
     "AUGMENTATION_POLICIES",
+    "ArrayLoader",
     "CLASS_NAMES",
+    "alternating_flip_mask",
     "augmentation_from_image_data_generator",
     "augmentation_model_layers",
     "cutmix",
@@ -34,3 +46,15 @@ __all__ = [
     "mixup",
     "seed_augmentation",
 ]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -20,6 +20,7 @@ from keras_regkit._validation import invalid
 
 AUGMENTATION_POLICIES = (
     "none", "flip", "flip_translate", "light", "standard", "strong",
+    "flip_translate2", "alternating_flip_translate2",
 )
 VALUE_RANGE = (0.0, 1.0)
 # The fill of erased patches: grey at CIFAR-10's mean brightness (a scalar:
@@ -42,6 +43,10 @@ def _policy_layers(name, seeds):
         # nearest interpolation keeps the shifts to whole pixels.
         return flip + [L.RandomTranslation(
             4 / 32, 4 / 32, fill_mode="reflect", interpolation="nearest",
+            seed=next(seeds))]
+    if name in ("flip_translate2", "alternating_flip_translate2"):
+        return flip + [L.RandomTranslation(
+            2 / 32, 2 / 32, fill_mode="reflect", interpolation="nearest",
             seed=next(seeds))]
     if name == "light":
         return flip + [L.RandomTranslation(0.1, 0.1, seed=next(seeds))]
@@ -76,6 +81,13 @@ def get_augmentation(name, seed=None):
     - `"strong"`: flip, rotation 0.15, zoom 0.2, translation 0.15,
       contrast 0.2, and random erasing of one patch in half the images
       (filled with grey at the CIFAR-10 mean brightness).
+    - `"flip_translate2"`: flip, then a shift of up to 2 pixels each way
+      with reflected borders (the airbench `fast` recipe).
+    - `"alternating_flip_translate2"`: in `make_dataset` with array inputs,
+      alternating flips (each image flipped on every other epoch, see
+      `alternating_flip_mask`) and the 2-pixel shift. As a layer (returned
+      here, or placed in a model) it cannot know which image it sees, so
+      the flip is random: the same layers as `"flip_translate2"`.
 
     Args:
         name: one of `AUGMENTATION_POLICIES`.

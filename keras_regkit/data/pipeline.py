@@ -6,6 +6,7 @@ over the whole array before `fit`), in parallel with training.
 
 import collections.abc
 import os
+import warnings
 
 import numpy as np
 import tensorflow as tf
@@ -16,11 +17,15 @@ from keras_regkit._validation import check_int
 from keras_regkit._validation import check_non_negative
 from keras_regkit._validation import check_seed
 from keras_regkit._validation import invalid
+from keras_regkit.data.array_loader import _check_images
+from keras_regkit.data.array_loader import _check_labels
 from keras_regkit.data.augmentation import augmentation_model_layers
 from keras_regkit.data.augmentation import get_augmentation
+from keras_regkit.data.flips import tf_alternating_flip
 from keras_regkit.data.mixing import mix_batch
 
 MIX_KEYS = ("mixup_alpha", "cutmix_alpha")
+ALTERNATING = "alternating_flip_translate2"
 DEFAULT_SHUFFLE_BUFFER = 10_000
 
 
@@ -36,59 +41,6 @@ def _check_mix(mix):
     return tuple(
         check_non_negative(f"mix['{k}']", mix.get(k) or 0.0) for k in MIX_KEYS
     )
-
-
-def _check_images(x, normalize, spatial):
-    x = np.asarray(x)
-    if x.ndim == 0 or x.shape[0] == 0 or x.size == 0:
-        raise invalid("x", f"<array of shape {x.shape}>", "a non-empty array")
-    if spatial and x.ndim != 4:
-        raise invalid("x", f"<array of shape {x.shape}>",
-                      "images of shape (N, height, width, channels) when "
-                      "augmenting or mixing")
-    if x.dtype != np.uint8 and x.dtype.kind != "f":
-        raise invalid("x", f"<array of dtype {x.dtype}>",
-                      "uint8 images or float images")
-    if x.dtype.kind == "f":
-        if not np.isfinite(x).all():
-            raise invalid("x", "<array with NaN or inf>", "finite values")
-        if normalize and (x.min() < 0.0 or x.max() > 1.0):
-            raise invalid("x", f"<float array in [{x.min():g}, {x.max():g}]>",
-                          "float images in [0, 1] (or uint8 images) when "
-                          "normalize=True")
-    return x
-
-
-def _check_labels(y, n, num_classes):
-    """Returns labels: one-hot float32 (num_classes given) or int32 (N,)."""
-    y = np.asarray(y)
-    if y.ndim == 0 or len(y) != n:
-        raise invalid("y", f"<{y.size} labels>", f"one label per image ({n})")
-    if y.dtype.kind not in "iuf" or y.ndim > 2:
-        raise invalid("y", f"<array of shape {y.shape}, dtype {y.dtype}>",
-                      "integer labels (N,) or (N, 1), or one-hot labels "
-                      "(N, K)")
-    if y.ndim == 2 and y.shape[1] > 1:  # one-hot or soft labels
-        y = y.astype(np.float32)
-        rows_ok = np.all(y >= 0) and np.allclose(y.sum(axis=1), 1.0, atol=1e-3)
-        if not np.isfinite(y).all() or not rows_ok:
-            raise invalid("y", "<label rows>", "one-hot or soft label rows: "
-                          "non-negative and summing to 1")
-        if num_classes is not None and y.shape[1] != num_classes:
-            raise invalid("num_classes", num_classes,
-                          f"{y.shape[1]}, the width of the one-hot labels `y`")
-        return y
-    y = y.reshape(-1)
-    if y.dtype.kind == "f" and not np.all(np.mod(y, 1) == 0):
-        raise invalid("y", "<non-integer labels>", "integer class indices")
-    high = "inf" if num_classes is None else num_classes - 1
-    if y.min() < 0 or (num_classes is not None and y.max() >= num_classes):
-        raise invalid("y", f"<labels in [{y.min():g}, {y.max():g}]>",
-                      f"class indices in [0, {high}]")
-    y = y.astype(np.int32)
-    if num_classes is None:
-        return y
-    return np.eye(num_classes, dtype=np.float32)[y]
 
 
 def _replica(layers, offset):
@@ -211,6 +163,10 @@ def make_dataset(x, y, batch_size, training, augmentation=None, mix=None,
         training: `True` for the training pipeline.
         augmentation: a policy name (see `get_augmentation`), a Keras layer,
             a callable on float image batches, or `None`. Training only.
+            With array inputs, "alternating_flip_translate2" flips each
+            image on every other pass over the data (see
+            `alternating_flip_mask`) before the 2-pixel shift; with a
+            dataset input (no image indices) it warns and flips at random.
             Defaults to `None`.
         mix: `None` or `{"mixup_alpha": a, "cutmix_alpha": b}`; an alpha of
             0 turns that method off, both on alternate per batch. Needs
@@ -261,6 +217,11 @@ def make_dataset(x, y, batch_size, training, augmentation=None, mix=None,
     if isinstance(x, tf.data.Dataset):
         if y is not None:
             raise invalid("y", "<labels>", "None when `x` is a dataset")
+        if augmenting and augmentation == ALTERNATING:
+            warnings.warn(
+                f"augmentation={ALTERNATING!r} needs array inputs (image "
+                "indices) for alternating flips; with a tf.data.Dataset the "
+                "flips are random (as in 'flip_translate2').", stacklevel=2)
         dataset, image_shape = _from_dataset(
             x, num_classes, cache, training,
             shuffle_buffer or DEFAULT_SHUFFLE_BUFFER, seed)
@@ -283,6 +244,12 @@ def make_dataset(x, y, batch_size, training, augmentation=None, mix=None,
             return tf.gather(x_tensor, indices), tf.gather(y_tensor, indices)
 
     replicas = 1 if deterministic else min(8, os.cpu_count() or 1)
+    tag = flip = None
+    if augmenting and augmentation == ALTERNATING and take is not None:
+        # Alternating flips by image index; the layers only translate.
+        tag, flip = tf_alternating_flip(len(x), seed)
+        augmentation = keras.Sequential(
+            augmentation_model_layers(augmentation, seed=seed)[1:])
     augment = (_augment_fn(augmentation, seed, replicas, image_shape)
                if augmenting else None)
     elements = [tf.data.Dataset.counter(), batches]
@@ -291,9 +258,14 @@ def make_dataset(x, y, batch_size, training, augmentation=None, mix=None,
         elements.append(tf.data.Dataset.random(
             seed=seed, rerandomize_each_iteration=True).batch(2))
 
-    def process(index, batch, mix_seed=None):
+    def process(index, batch, *extra):
+        extra = list(extra)
+        epoch = extra.pop() if tag is not None else None
+        mix_seed = extra.pop() if mixing else None
         images, labels = take(batch) if take is not None else batch
         images = _to_float(images, normalize)
+        if flip is not None:
+            images = flip(images, batch, epoch)
         if augment is not None:
             images = augment(images, index)
         if mix_seed is not None:
@@ -303,6 +275,8 @@ def make_dataset(x, y, batch_size, training, augmentation=None, mix=None,
         return images, labels
 
     parallel = None if deterministic else tf.data.AUTOTUNE
-    dataset = tf.data.Dataset.zip(tuple(elements)).map(
-        process, num_parallel_calls=parallel)
+    dataset = tf.data.Dataset.zip(tuple(elements))
+    if tag is not None:  # in order: batch 0 of each pass starts an epoch
+        dataset = dataset.map(lambda index, *rest: (index, *rest, tag(index)))
+    dataset = dataset.map(process, num_parallel_calls=parallel)
     return dataset.prefetch(tf.data.AUTOTUNE)

@@ -11,7 +11,10 @@ from keras_regkit.layers.drop_connect import drop_connect_kernel
 from keras_regkit.layers.mc_dropout import MCDropout
 from keras_regkit.layers.mc_dropout import MCSpatialDropout2D
 from keras_regkit.layers.mc_dropout import set_mc_dropout
+from keras_regkit.layers.scaled_bias import ScaledBias
 from keras_regkit.layers.stochastic_depth import StochasticDepth
 from keras_regkit.layers.stochastic_depth import drop_path
 from keras_regkit.layers.weight_noise import GaussianWeightNoise
 from keras_regkit.layers.weight_noise import gaussian_weight_noise
+from keras_regkit.layers.whitening import PatchWhitening
+from keras_regkit.layers.whitening import patch_whitening_kernel

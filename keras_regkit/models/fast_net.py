@@ -1,38 +1,63 @@
 """A fast CIFAR-10 network in the style of airbench (Jordan 2024).
 
-A 2x2 convolution stem (no padding: 32 -> 31) with GELU, then one group
-per entry of `preset.conv_filters`, each
+Inputs in [0, 1] are standardized with CIFAR-10's channel statistics, then a
+2x2 stem (no padding: 32 -> 31) with GELU, then one group per entry of
+`preset.conv_filters`, each
 
     Conv 3x3 -> MaxPool 2x2 -> BN -> GELU -> (Conv 3x3 -> BN -> GELU) x k
 
 with `k = convs_per_block - 1`, then global max pooling and a bias-free
 linear head whose logits are scaled down (by 1/9 in airbench) before the
-softmax. It leans on batch norm, label smoothing and augmentation rather
-than dropout; dropout is added only when the preset asks for it. Unlike
-airbench the stem is trained from scratch (no patch-whitening init).
+softmax. Batch norm has no learned scale (airbench freezes it at 1).
+
+The preset switches airbench's tricks on one by one, each a library piece:
+`stem_whitening` (a `PatchWhitening` stem, fitted to the training images by
+`adapt_fast_net`), `dirac_init` (`PartialDirac` conv kernels) and
+`bias_lr_multiplier` (a `ScaledBias` after each batch norm). Convolutions
+are otherwise initialized like PyTorch's (uniform in +-1/sqrt(fan_in)), the
+scale airbench's learning rates were tuned for.
 """
 
 import keras
+import numpy as np
 
 from keras_regkit._validation import check_positive
+from keras_regkit.initializers import PartialDirac
+from keras_regkit.layers.scaled_bias import ScaledBias
+from keras_regkit.layers.whitening import PatchWhitening
 from keras_regkit.models.cnn import check_spatial_size
 from keras_regkit.models.cnn import conv_kernel_regularizer
 from keras_regkit.models.mlp import check_model_args
 from keras_regkit.models.presets import get_preset
 
 LOGIT_SCALE = 1.0 / 9.0
+# CIFAR-10 training-set channel means and standard deviations (of [0, 1]
+# pixels), as airbench standardizes its inputs.
+CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR10_STD = (0.2470, 0.2435, 0.2616)
+BN_EPSILON = 1e-5
+WHITENING_IMAGES = 5000
+
+
+def torch_default_initializer(seed=None):
+    """PyTorch's default conv/linear init: uniform in +-1/sqrt(fan_in)."""
+    return keras.initializers.VarianceScaling(
+        scale=1.0 / 3.0, mode="fan_in", distribution="uniform", seed=seed
+    )
 
 
 def _conv(x, filters, preset, name, kernel_size=3, padding="same",
           use_bias=None):
     if use_bias is None:
         use_bias = not preset.batch_norm
+    init = (PartialDirac() if preset.dirac_init and kernel_size == 3
+            else torch_default_initializer())
     return keras.layers.Conv2D(
         filters,
         kernel_size,
         padding=padding,
         use_bias=use_bias,
-        kernel_initializer="he_normal",
+        kernel_initializer=init,
         kernel_regularizer=conv_kernel_regularizer(preset),
         name=name,
     )(x)
@@ -40,9 +65,13 @@ def _conv(x, filters, preset, name, kernel_size=3, padding="same",
 
 def _bn_gelu(x, preset, name):
     if preset.batch_norm:
+        separate_bias = preset.bias_lr_multiplier != 1.0
         x = keras.layers.BatchNormalization(
-            momentum=preset.bn_momentum, name=f"{name}_bn"
+            momentum=preset.bn_momentum, epsilon=BN_EPSILON, scale=False,
+            center=not separate_bias, name=f"{name}_bn",
         )(x)
+        if separate_bias:
+            x = ScaledBias(preset.bias_lr_multiplier, name=f"{name}_bias")(x)
     return keras.layers.Activation("gelu", name=f"{name}_gelu")(x)
 
 
@@ -81,7 +110,9 @@ def build_fast_net(input_shape, num_classes, preset="fast", name=None,
         input_shape: `(height, width, channels)`, e.g. `(32, 32, 3)`.
         num_classes: number of classes (at least 2).
         preset: a `CapacityPreset`, a preset name or a YAML path. Uses
-            `stem_filters`, `conv_filters` (group widths),
+            `stem_filters` (ignored with `stem_whitening`, whose width is
+            `2 * 2 * 2 * channels`), `stem_whitening`, `dirac_init`,
+            `bias_lr_multiplier`, `conv_filters` (group widths),
             `convs_per_block`, `batch_norm`, `dropout_conv`,
             `dropout_dense` (before the head) and, in `"l2"` mode, `l2`.
             Defaults to `"fast"`.
@@ -109,17 +140,58 @@ def build_fast_net(input_shape, num_classes, preset="fast", name=None,
     logit_scale = check_positive("logit_scale", logit_scale)
     check_spatial_size(input_shape, len(preset.conv_filters), extra=1)
     inputs = keras.Input(shape=input_shape, name="inputs")
-    x = _conv(
-        inputs, preset.stem_filters, preset, name="stem_conv", kernel_size=2,
-        padding="valid", use_bias=True,
-    )
+    x = inputs
+    if input_shape[-1] == len(CIFAR10_MEAN):
+        x = keras.layers.Normalization(
+            mean=CIFAR10_MEAN, variance=np.square(CIFAR10_STD),
+            name="standardize",
+        )(x)
+    if preset.stem_whitening:
+        x = PatchWhitening(patch_size=2, name="stem_whitening")(x)
+    else:
+        x = _conv(
+            x, preset.stem_filters, preset, name="stem_conv", kernel_size=2,
+            padding="valid", use_bias=True,
+        )
     x = keras.layers.Activation("gelu", name="stem_gelu")(x)
     for group_index, filters in enumerate(preset.conv_filters):
         x = apply_conv_group(x, filters, preset, group_index)
     x = keras.layers.GlobalMaxPooling2D(name="max_pool")(x)
     if preset.dropout_dense > 0:
         x = keras.layers.Dropout(preset.dropout_dense, name="head_dropout")(x)
-    x = keras.layers.Dense(num_classes, use_bias=False, name="logits")(x)
+    x = keras.layers.Dense(
+        num_classes, use_bias=False, name="logits",
+        kernel_initializer=torch_default_initializer(),
+    )(x)
     x = keras.layers.Rescaling(logit_scale, name="logit_scale")(x)
     outputs = keras.layers.Activation("softmax", name="predictions")(x)
     return keras.Model(inputs, outputs, name=name or f"{preset.name}_fast")
+
+
+def adapt_fast_net(model, images, max_images=WHITENING_IMAGES):
+    """Fits every `PatchWhitening` layer of `model` to training images.
+
+    Each layer is adapted to what it sees: `images` (the first
+    `max_images`) run through the layers before it.
+
+    Args:
+        model: a functional model, e.g. from `build_fast_net`.
+        images: training images as the model takes them (NHWC).
+        max_images: how many images to use. Defaults to `5000` (airbench).
+
+    Returns:
+        The number of layers adapted.
+    """
+    layers = [layer for layer in model.layers
+              if isinstance(layer, PatchWhitening)]
+    if not layers:
+        return 0
+    images = np.asarray(images)[:int(check_positive("max_images", max_images))]
+    if images.dtype == np.uint8:
+        images = images.astype("float32") / 255.0
+    for layer in layers:
+        feeder = keras.Model(model.inputs, layer.input)
+        seen = keras.ops.convert_to_numpy(
+            feeder.predict(images, batch_size=500, verbose=0))
+        layer.adapt(seen.astype("float32"))
+    return len(layers)

@@ -26,6 +26,7 @@ from keras_regkit._validation import invalid
 ARCHITECTURE_NAMES = ("cnn", "mlp", "resnet", "fast")
 AUGMENTATIONS = (
     "none", "flip", "flip_translate", "light", "standard", "strong",
+    "flip_translate2", "alternating_flip_translate2",
 )
 OPTIMIZERS = ("adamw", "sgd")
 LR_SCHEDULES = (
@@ -76,6 +77,8 @@ _CHECKS = {
     "dense_units": lambda n, v: _check_units(n, v, allow_empty=True),
     "stem_filters": lambda n, v: check_int(n, v, 1, None),
     "resnet_blocks": lambda n, v: check_int(n, v, 1, None),
+    "stem_whitening": _check_bool,
+    "dirac_init": _check_bool,
     "l2": check_non_negative,
     "weight_decay": check_non_negative,
     "weight_decay_mode": lambda n, v: check_choice(n, v, WEIGHT_DECAY_MODES),
@@ -84,6 +87,7 @@ _CHECKS = {
     "batch_norm": _check_bool,
     "bn_momentum": lambda n, v: check_float(n, v, 0.0, 1.0,
                                             low_inclusive=False),
+    "bias_lr_multiplier": check_positive,
     "max_norm": _check_max_norm,
     "stochastic_depth_rate": check_rate,
     "dropblock_rate": check_rate,
@@ -97,6 +101,7 @@ _CHECKS = {
     "learning_rate": check_positive,
     "momentum": check_rate,
     "nesterov": _check_bool,
+    "lookahead": _check_bool,
     "lr_schedule": lambda n, v: check_choice(n, v, LR_SCHEDULES),
     "warmup_epochs": lambda n, v: check_int(n, v, 0, None),
     "min_learning_rate": check_non_negative,
@@ -131,6 +136,11 @@ class CapacityPreset:
     then linear decay: airbench's triangle). Schedules without warm-up
     ignore `warmup_epochs`; the builder clamps it to the run's length.
 
+    airbench's tricks (used by `"fast"`; see `build_fast_net`):
+    `stem_whitening`, `dirac_init`, `bias_lr_multiplier` (learning-rate
+    multiplier of the batch-norm biases) and `lookahead` (the builder adds
+    the `Lookahead` callback and ends on its averaged weights).
+
     Example:
 
     >>> preset = get_preset("medium", dropout_dense=0.3)
@@ -145,6 +155,8 @@ class CapacityPreset:
     dense_units: tuple = (512, 256)
     stem_filters: int = 64
     resnet_blocks: int = 2
+    stem_whitening: bool = False
+    dirac_init: bool = False
     l2: float = 1e-4
     weight_decay: float = 0.05
     weight_decay_mode: str = "decoupled"
@@ -152,6 +164,7 @@ class CapacityPreset:
     dropout_conv: float = 0.2
     batch_norm: bool = True
     bn_momentum: float = 0.9
+    bias_lr_multiplier: float = 1.0
     max_norm: float = 3.0
     stochastic_depth_rate: float = 0.0
     dropblock_rate: float = 0.0
@@ -165,6 +178,7 @@ class CapacityPreset:
     learning_rate: float = 1e-3
     momentum: float = 0.9
     nesterov: bool = False
+    lookahead: bool = False
     lr_schedule: str = "plateau"
     warmup_epochs: int = 0
     min_learning_rate: float = 1e-7
@@ -296,12 +310,14 @@ PRESETS = MappingProxyType({
     ),
     "fast": CapacityPreset(
         name="fast", architecture="fast", conv_filters=(64, 256, 256),
-        dense_units=(), stem_filters=24, l2=5e-4, weight_decay=5e-3,
-        dropout_dense=0.0, dropout_conv=0.0, max_norm=None,
+        dense_units=(), stem_filters=24, stem_whitening=True, dirac_init=True,
+        l2=5e-4, weight_decay=0.0089, dropout_dense=0.0, dropout_conv=0.0,
+        bn_momentum=0.4, bias_lr_multiplier=64.0, max_norm=None,
         label_smoothing=0.2, early_stopping_patience=10,
-        augmentation="flip_translate", optimizer="sgd", learning_rate=0.2,
-        momentum=0.85, nesterov=True, lr_schedule="onecycle",
-        warmup_epochs=2, min_learning_rate=0.0, epochs=10, batch_size=1024,
+        augmentation="alternating_flip_translate2", optimizer="sgd",
+        learning_rate=1.5, momentum=0.85, nesterov=True, lookahead=True,
+        lr_schedule="onecycle", warmup_epochs=2, min_learning_rate=0.105,
+        epochs=10, batch_size=1024,
     ),
 })
 

@@ -172,6 +172,10 @@ def test_from_dict_needs_a_mapping():
         ("dense_units", (True,), "a tuple of positive integers"),
         ("stem_filters", 0, r"integer in \[1, inf\]"),
         ("resnet_blocks", 2.0, r"integer in \[1, inf\]"),
+        ("stem_whitening", "yes", "a bool"),
+        ("dirac_init", 1, "a bool"),
+        ("bias_lr_multiplier", 0.0, r"float in \(0, inf\)"),
+        ("lookahead", None, "a bool"),
         ("l2", -1e-4, r"float in \[0, inf\)"),
         ("l2", "1e-5", r"float in \[0, inf\)"),
         ("weight_decay", float("nan"), r"float in \[0, inf\)"),
@@ -219,8 +223,11 @@ def test_every_field_has_a_validation_case():
 
 
 def test_augmentation_names_match_the_data_package():
-    assert AUGMENTATIONS == (
-        "none", "flip", "flip_translate", "light", "standard", "strong")
+    from keras_regkit.data import AUGMENTATION_POLICIES
+
+    assert AUGMENTATIONS == AUGMENTATION_POLICIES == (
+        "none", "flip", "flip_translate", "light", "standard", "strong",
+        "flip_translate2", "alternating_flip_translate2")
 
 
 def test_lr_schedule_names_match_the_schedules_module():

@@ -1,0 +1,183 @@
+"""The `fast` preset's benchmark: `time_to_accuracy.py --capacity fast`.
+
+For each seed: train the preset for its 10 epochs on the 45,000 training
+images, then report validation accuracy on the 5,000 held-out images with
+and without test-time augmentation, the wall time (stem fitting, compile,
+training and evaluation) and the training throughput (images/s and GFLOP/s,
+epochs after the first, which compiles). `--ablate` trains the preset again
+with each trick switched off, one at a time, and prints the table.
+
+Two input paths train the same model with the same recipe:
+`--loader tfdata` goes through `ProductionModelBuilder` and its tf.data
+pipeline (TensorFlow backend); `--loader array` uses `ArrayLoader` and the
+TensorFlow-free recipe functions (any backend: JAX on a GPU, say).
+"""
+
+import time
+
+import keras
+import numpy as np
+
+from keras_regkit.models.fast_net import adapt_fast_net
+from keras_regkit.models.fast_net import build_fast_net
+from keras_regkit.models.presets import get_preset
+from keras_regkit.recipe import compile_for_preset
+from keras_regkit.recipe import trick_callbacks
+from keras_regkit.tta import tta_predict
+
+# Each ablation switches one trick of the full preset off.
+ABLATIONS = {
+    "whitening": {"stem_whitening": False},
+    "dirac_init": {"dirac_init": False},
+    "bias_lr_64x": {"bias_lr_multiplier": 1.0},
+    "lookahead": {"lookahead": False},
+    "alternating_flip": {"augmentation": "flip_translate2"},
+    "label_smoothing": {"label_smoothing": 0.0},
+}
+TTA = "flip_translate"
+
+
+def training_gflop_per_image(model):
+    """Training cost per image: 3x the forward multiply-adds x 2, in GFLOP.
+
+    Counts every convolution (the stem included) and dense layer from their
+    kernels and output sizes; the backward pass costs about twice the
+    forward one.
+    """
+    forward = 0
+    for layer in model._flatten_layers(include_self=False):
+        kernel = getattr(layer, "kernel", None)
+        if kernel is None or not hasattr(layer, "output"):
+            continue
+        shape = tuple(kernel.shape)
+        out = layer.output.shape
+        positions = int(np.prod(out[1:-1])) if len(out) > 2 else 1
+        forward += 2 * positions * int(np.prod(shape))
+    return 3 * forward / 1e9
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Training seconds of each epoch (validation excluded)."""
+
+    def on_train_begin(self, logs=None):
+        self.seconds = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_test_begin(self, logs=None):
+        self._stop()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._stop()
+
+    def _stop(self):
+        if self._start is not None:
+            self.seconds.append(time.perf_counter() - self._start)
+            self._start = None
+
+
+def _accuracy(probs, labels):
+    return float((np.argmax(probs, -1) == labels).mean())
+
+
+def train_once(data, preset, seed, precision="float32", loader="tfdata",
+               epochs=None, verbose=0):
+    """Trains the preset once; returns its figures as a dict."""
+    x_train, y_train, x_val, y_val = data
+    preset = get_preset(preset)
+    epochs = epochs or preset.epochs
+    timer = EpochTimer()
+    start = time.perf_counter()
+    if loader == "tfdata":
+        from keras_regkit import ProductionModelBuilder
+
+        builder = ProductionModelBuilder((32, 32, 3), 10, preset, seed=seed,
+                                         precision=precision)
+        model, _ = builder.train(x_train, y_train, epochs=epochs,
+                                 verbose=verbose, callbacks=[timer])
+        batches = len(x_train) // preset.batch_size  # last partial dropped
+    else:
+        from keras_regkit.data.array_loader import ArrayLoader
+
+        keras.utils.set_random_seed(seed)
+        keras.mixed_precision.set_global_policy(precision)
+        try:
+            model = build_fast_net((32, 32, 3), 10, preset)
+            if precision != "float32":
+                outputs = keras.layers.Activation(
+                    "linear", dtype="float32")(model.output)
+                model = keras.Model(model.input, outputs)
+        finally:
+            keras.mixed_precision.set_global_policy("float32")
+        adapt_fast_net(model, x_train)
+        train = ArrayLoader(x_train, y_train, preset.batch_size,
+                            training=True, augmentation=preset.augmentation,
+                            num_classes=10, seed=seed)
+        batches = len(train)
+        compile_for_preset(model, preset, 10, steps_per_epoch=batches,
+                           epochs=epochs)
+        model.fit(train, epochs=epochs, verbose=verbose,
+                  callbacks=trick_callbacks(preset) + [timer])
+    x_val = x_val.astype("float32") / 255.0
+    probs = tta_predict(model, x_val, batch_size=1000, tta=False)
+    probs_tta = tta_predict(model, x_val, batch_size=1000, tta=TTA)
+    wall = time.perf_counter() - start
+    steady = timer.seconds[1:] or timer.seconds
+    images_per_s = batches * preset.batch_size * len(steady) / sum(steady)
+    gflop = training_gflop_per_image(model)
+    return {
+        "accuracy": _accuracy(probs, y_val),
+        "accuracy_tta": _accuracy(probs_tta, y_val),
+        "wall_s": wall,
+        "train_s": sum(timer.seconds),
+        "images_per_s": images_per_s,
+        "gflop_per_s": images_per_s * gflop,
+        "gflop_per_image": gflop,
+    }
+
+
+def _line(label, r):
+    return (f"{label:<34s} acc {r['accuracy']:.4f}  acc+TTA "
+            f"{r['accuracy_tta']:.4f}  wall {r['wall_s']:7.1f} s  train "
+            f"{r['train_s']:7.1f} s  {r['images_per_s']:8.0f} img/s  "
+            f"{r['gflop_per_s']:7.1f} GFLOP/s")
+
+
+def run(data, seeds, precisions, ablate, loader, epochs=None,
+        throughput_epochs=None, verbose=0):
+    """Prints the seeds' figures, the throughput and the ablation table."""
+    preset = get_preset("fast")
+    print(f"device: keras backend {keras.backend.backend()}, loader "
+          f"{loader}, {len(data[0])} train / {len(data[2])} validation",
+          flush=True)
+    results = []
+    for seed in seeds:
+        r = train_once(data, preset, seed, precisions[0], loader, epochs,
+                       verbose)
+        results.append(r)
+        print(_line(f"fast seed {seed} ({precisions[0]})", r), flush=True)
+    mean = {k: float(np.mean([r[k] for r in results])) for k in results[0]}
+    print(_line(f"fast mean of {len(seeds)} seeds", mean), flush=True)
+    print(f"training cost: {mean['gflop_per_image']:.3f} GFLOP per image",
+          flush=True)
+    for precision in precisions[1:]:
+        # Throughput of another precision: a shorter run is enough.
+        r = train_once(data, preset, seeds[0], precision, loader,
+                       throughput_epochs or epochs, verbose)
+        print(_line(f"fast seed {seeds[0]} ({precision})", r), flush=True)
+    if not ablate:
+        return results
+    rows = [("full preset", mean)]
+    for trick, change in ABLATIONS.items():
+        r = train_once(data, preset.replace(**change), seeds[0],
+                       precisions[0], loader, epochs, verbose)
+        rows.append((f"without {trick}", r))
+        print(_line(f"without {trick} (seed {seeds[0]})", r), flush=True)
+    print("\nablation (each row switches one trick off; TTA column shows "
+          "the TTA trick):")
+    print(f"{'run':<26s} {'val acc':>8s} {'+TTA':>8s} {'wall s':>8s}")
+    for label, r in rows:
+        print(f"{label:<26s} {r['accuracy']:8.4f} {r['accuracy_tta']:8.4f} "
+              f"{r['wall_s']:8.1f}")
+    return results

@@ -1,0 +1,97 @@
+"""A preset's training recipe without TensorFlow: optimizer, compile, tricks.
+
+`ProductionModelBuilder` uses these with its tf.data pipeline; on JAX or
+PyTorch (no TensorFlow needed) they train a preset's model from arrays, e.g.
+with `keras_regkit.data.ArrayLoader`:
+
+    preset = get_preset("fast")
+    model = build_backbone((32, 32, 3), 10, preset)
+    adapt_fast_net(model, x_train)
+    compile_for_preset(model, preset, 10, steps_per_epoch=len(loader))
+    model.fit(loader, epochs=preset.epochs, callbacks=trick_callbacks(preset))
+"""
+
+import keras
+
+from keras_regkit.callbacks.lookahead import Lookahead
+from keras_regkit.callbacks.whitening_bias import WhiteningBiasFreezer
+from keras_regkit.losses import LabelSmoothingCrossEntropy
+from keras_regkit.metrics import TopKAccuracy
+from keras_regkit.models.presets import get_preset
+from keras_regkit.schedules import make_learning_rate
+
+NO_DECAY_NAMES = ("bias", "gamma", "beta")
+WHITENING_BIAS_EPOCHS = 3  # airbench trains the whitened stem's bias this long
+
+
+def make_optimizer(preset, learning_rate):
+    """The preset's optimizer: SGD or AdamW, decoupled decay if asked.
+
+    Biases and batch-norm parameters are excluded from weight decay.
+
+    Args:
+        preset: a `CapacityPreset` or preset name.
+        learning_rate: a float or a `LearningRateSchedule`.
+    """
+    preset = get_preset(preset)
+    decay = (preset.weight_decay
+             if preset.weight_decay_mode == "decoupled" else None) or None
+    if preset.optimizer == "sgd":
+        opt = keras.optimizers.SGD(
+            learning_rate, momentum=preset.momentum,
+            nesterov=preset.nesterov, weight_decay=decay,
+        )
+    else:
+        opt = keras.optimizers.AdamW(learning_rate, weight_decay=decay or 0.0)
+    if decay:
+        opt.exclude_from_weight_decay(var_names=list(NO_DECAY_NAMES))
+    return opt
+
+
+def compile_for_preset(model, preset, num_classes, learning_rate=None,
+                       steps_per_epoch=None, epochs=None, jit_compile="auto"):
+    """Compiles `model` with the preset's loss, optimizer and metrics.
+
+    Args:
+        model: a Keras model with a softmax output.
+        preset: a `CapacityPreset` or preset name.
+        num_classes: number of classes (top-5 accuracy needs it).
+        learning_rate: base rate; `None` takes the preset's. Defaults to
+            `None`.
+        steps_per_epoch: steps per epoch, for the preset's schedule.
+            Defaults to `None` (constant rate).
+        epochs: epochs of the schedule; `None` takes the preset's.
+        jit_compile: passed to `Model.compile`. Defaults to `"auto"`.
+
+    Returns:
+        `model`, compiled.
+    """
+    preset = get_preset(preset)
+    lr = preset.learning_rate if learning_rate is None else learning_rate
+    lr = make_learning_rate(
+        preset.lr_schedule, lr, steps_per_epoch,
+        preset.epochs if epochs is None else epochs,
+        preset.warmup_epochs, preset.min_learning_rate,
+    )
+    model.compile(
+        optimizer=make_optimizer(preset, lr),
+        loss=LabelSmoothingCrossEntropy(epsilon=preset.label_smoothing),
+        metrics=["accuracy", TopKAccuracy(min(5, num_classes))],
+        jit_compile=jit_compile,
+    )
+    return model
+
+
+def trick_callbacks(preset):
+    """The callbacks a preset's training tricks need (maybe none).
+
+    `Lookahead` when `preset.lookahead`; `WhiteningBiasFreezer` (3 epochs)
+    when `preset.stem_whitening`.
+    """
+    preset = get_preset(preset)
+    callbacks = []
+    if preset.lookahead:
+        callbacks.append(Lookahead())
+    if preset.stem_whitening:
+        callbacks.append(WhiteningBiasFreezer(WHITENING_BIAS_EPOCHS))
+    return callbacks
