@@ -6,10 +6,16 @@ import pytest
 
 from keras_regkit.models import PRESETS
 from keras_regkit.models import build_fast_net
+from keras_regkit.layers import PatchWhitening
+from keras_regkit.layers import ScaledBias
 from keras_regkit.models.fast_net import LOGIT_SCALE
+from keras_regkit.models.fast_net import adapt_fast_net
 from tests.helpers import save_and_reload
 
 TINY = PRESETS["fast"].replace(conv_filters=(8, 16, 16), stem_filters=4)
+# Without airbench's tricks: a trained 2x2 conv stem, plain BN biases.
+PLAIN = TINY.replace(stem_whitening=False, dirac_init=False,
+                     bias_lr_multiplier=1.0)
 
 
 def layers_of(model, cls):
@@ -20,28 +26,44 @@ def test_fast_preset_parameter_count_and_name():
     model = build_fast_net((32, 32, 3), 10, "fast")
     assert model.name == "fast_fast"
     assert not model.compiled
-    bn = lambda c: 4 * c  # noqa: E731
+    # BN: no scale; the bias is a ScaledBias; moving mean and variance.
+    bn = lambda c: 3 * c  # noqa: E731
+    whitening = 2 * 2 * 3 * 24 + 24 + 24 + 2  # kernel, bias, frozen, flags
     expected = (
-        2 * 2 * 3 * 24 + 24
+        whitening
         + 9 * 24 * 64 + bn(64) + 9 * 64 * 64 + bn(64)
         + 9 * 64 * 256 + bn(256) + 9 * 256 * 256 + bn(256)
         + 9 * 256 * 256 + bn(256) + 9 * 256 * 256 + bn(256)
         + 256 * 10
     )
-    assert model.count_params() == expected == 1_975_096
+    assert model.count_params() == expected == 1_973_970
+    trainable = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
+    assert trainable == 1_971_352  # airbench: its BN scales and stem frozen
+
+
+def test_plain_stem_without_tricks():
+    model = build_fast_net((32, 32, 3), 10, PLAIN)
+    assert model.get_layer("stem_conv").output.shape[1:] == (31, 31, 4)
+    assert not layers_of(model, PatchWhitening)
+    assert not layers_of(model, ScaledBias)
+    assert all(bn.center and not bn.scale
+               for bn in layers_of(model, keras.layers.BatchNormalization))
 
 
 def test_group_structure_and_resolutions():
     model = build_fast_net((32, 32, 3), 10, TINY)
     types = [type(l).__name__ for l in model.layers]
-    assert types[1:3] == ["Conv2D", "Activation"]
-    assert types[3:10] == [
-        "Conv2D", "MaxPooling2D", "BatchNormalization", "Activation",
-        "Conv2D", "BatchNormalization", "Activation",
+    assert types[1:4] == ["Normalization", "PatchWhitening", "Activation"]
+    assert types[4:13] == [
+        "Conv2D", "MaxPooling2D", "BatchNormalization", "ScaledBias",
+        "Activation", "Conv2D", "BatchNormalization", "ScaledBias",
+        "Activation",
     ]
     assert types[-4:] == ["GlobalMaxPooling2D", "Dense", "Rescaling",
                           "Activation"]
-    assert model.get_layer("stem_conv").output.shape[1:] == (31, 31, 4)
+    # 2 * 2 * 2 * 3 whitening filters whatever stem_filters says.
+    assert model.get_layer("stem_whitening").output.shape[1:] == (31, 31, 24)
+    assert all(b.lr_multiplier == 64.0 for b in layers_of(model, ScaledBias))
     sizes = [model.get_layer(f"group{i}_2_gelu").output.shape[1]
              for i in (1, 2, 3)]
     assert sizes == [15, 7, 3]
@@ -67,7 +89,7 @@ def test_logits_are_scaled_before_the_softmax(cifar10_batch):
 
 def test_convs_per_block_adds_conv_bn_gelu():
     model = build_fast_net((32, 32, 3), 10, TINY.replace(convs_per_block=3))
-    assert len(layers_of(model, keras.layers.Conv2D)) == 1 + 3 * 3
+    assert len(layers_of(model, keras.layers.Conv2D)) == 3 * 3
     assert len(layers_of(model, keras.layers.MaxPooling2D)) == 3
 
 
@@ -90,7 +112,50 @@ def test_l2_only_in_l2_mode():
                            TINY.replace(weight_decay_mode="l2"))
     convs = layers_of(model, keras.layers.Conv2D)
     assert all(l.kernel_regularizer.l2 == pytest.approx(5e-4) for l in convs)
-    assert len(model.losses) == 7
+    assert len(model.losses) == 6  # the whitened stem is not trained
+    plain = build_fast_net((32, 32, 3), 10,
+                           PLAIN.replace(weight_decay_mode="l2"))
+    assert len(plain.losses) == 7
+
+
+def test_dirac_init_makes_identity_filters():
+    model = build_fast_net((32, 32, 3), 10, TINY)
+    kernel = keras.ops.convert_to_numpy(model.get_layer("group2_2_conv").kernel)
+    np.testing.assert_array_equal(kernel[1, 1], np.eye(16))
+    plain = build_fast_net((32, 32, 3), 10, PLAIN)
+    kernel = keras.ops.convert_to_numpy(plain.get_layer("group2_2_conv").kernel)
+    assert not np.allclose(kernel[1, 1], np.eye(16))
+    bound = 1 / np.sqrt(9 * 16)  # PyTorch's default: U(+-1/sqrt(fan_in))
+    assert np.abs(kernel).max() <= bound + 1e-7
+
+
+def test_adapt_whitens_the_stem_on_real_images(cifar10_small):
+    x, _ = cifar10_small
+    model = build_fast_net((32, 32, 3), 10, TINY)
+    layer = model.get_layer("stem_whitening")
+    assert not layer.adapted
+    assert adapt_fast_net(model, x, max_images=500) == 1
+    assert layer.adapted
+    stem = keras.Model(model.input, layer.output)
+    out = keras.ops.convert_to_numpy(stem(x[500:900] / 255.0))
+    half = out[..., :12].reshape(-1, 12)
+    # Held-out images: near-zero means and near-unit variances, except in
+    # the last directions, whose eigenvalues (~2e-4) epsilon (5e-4) damps.
+    assert np.abs(half.mean(0)).max() < 0.15
+    var = half.var(0)
+    assert np.all((var[:10] > 0.5) & (var[:10] < 1.6)) and var.max() < 1.6
+    np.testing.assert_allclose(out[..., 12:], -out[..., :12], atol=1e-5)
+    assert adapt_fast_net(build_fast_net((32, 32, 3), 10, PLAIN), x) == 0
+
+
+def test_stem_stays_float32_under_mixed_precision():
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        model = build_fast_net((32, 32, 3), 10, TINY)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert model.get_layer("stem_whitening").compute_dtype == "float32"
+    assert model.get_layer("group1_1_conv").compute_dtype == "bfloat16"
 
 
 @pytest.mark.parametrize(

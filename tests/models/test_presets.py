@@ -64,7 +64,14 @@ def test_fast_preset_is_airbench_like():
     fast = PRESETS["fast"]
     assert fast.architecture == "fast"
     assert fast.label_smoothing == 0.2
-    assert fast.augmentation == "flip_translate"
+    assert fast.augmentation == "alternating_flip_translate2"
+    assert fast.stem_whitening and fast.dirac_init and fast.lookahead
+    assert fast.bias_lr_multiplier == 64.0
+    assert fast.bn_momentum == pytest.approx(0.4)  # PyTorch's 0.6
+    # airbench's decoupled lr * decay per step, amplified by momentum:
+    # 1.5 * 0.0089 ~ 0.0020 / (1 - 0.85)
+    assert fast.learning_rate * fast.weight_decay == pytest.approx(
+        0.0020 / 0.15, rel=0.01)
     assert (fast.optimizer, fast.nesterov) == ("sgd", True)
     assert 0.8 <= fast.momentum <= 0.9
     assert (fast.batch_size, fast.epochs) == (1024, 10)
