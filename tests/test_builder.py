@@ -266,3 +266,27 @@ def test_train_arguments_are_validated_and_recorded(cifar10_small, tmp_path):
 
     saved = CapacityPreset.from_yaml(run / "config.yaml")
     assert (saved.epochs, saved.batch_size) == (1, 25)
+
+
+def test_fast_preset_trains_with_its_tricks(cifar10_small):
+    from keras_regkit import Lookahead, PatchWhitening, WhiteningBiasFreezer
+
+    x, y = cifar10_small
+    builder = ProductionModelBuilder(
+        (32, 32, 3), 10, "fast", seed=0, conv_filters=(8, 16, 16),
+        epochs=2, batch_size=100)
+    callbacks = builder.get_callbacks(log_dir=None)
+    kinds = [type(c) for c in callbacks]
+    assert Lookahead in kinds and WhiteningBiasFreezer in kinds
+    stopper = next(c for c in callbacks
+                   if isinstance(c, keras.callbacks.EarlyStopping))
+    assert not stopper.restore_best_weights  # Lookahead ends on its average
+    model, history = builder.train(x[:600], y[:600], x[600:800], y[600:800],
+                                   verbose=0)
+    stem = [l for l in model.layers if isinstance(l, PatchWhitening)]
+    assert len(stem) == 1 and stem[0].adapted
+    assert stem[0].bias_trainable_now  # trained for 3 epochs, this run has 2
+    assert len(history.history["loss"]) == 2
+    plain = builder.evaluate(model, x[800:], y[800:])
+    tta = builder.evaluate(model, x[800:], y[800:], tta="flip_translate")
+    assert 0.0 <= plain["accuracy"] <= 1.0 and np.isfinite(tta["loss"])
