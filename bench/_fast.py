@@ -82,7 +82,7 @@ def _accuracy(probs, labels):
 
 
 def train_once(data, preset, seed, precision="float32", loader="tfdata",
-               epochs=None, verbose=0):
+               epochs=None, verbose=0, jit_compile="auto"):
     """Trains the preset once; returns its figures as a dict."""
     x_train, y_train, x_val, y_val = data
     preset = get_preset(preset)
@@ -95,7 +95,8 @@ def train_once(data, preset, seed, precision="float32", loader="tfdata",
         builder = ProductionModelBuilder((32, 32, 3), 10, preset, seed=seed,
                                          precision=precision)
         model, _ = builder.train(x_train, y_train, epochs=epochs,
-                                 verbose=verbose, callbacks=[timer])
+                                 verbose=verbose, callbacks=[timer],
+                                 jit_compile=jit_compile)
         batches = len(x_train) // preset.batch_size  # last partial dropped
     else:
         from keras_regkit.data.array_loader import ArrayLoader
@@ -116,7 +117,7 @@ def train_once(data, preset, seed, precision="float32", loader="tfdata",
                             num_classes=10, seed=seed)
         batches = len(train)
         compile_for_preset(model, preset, 10, steps_per_epoch=batches,
-                           epochs=epochs)
+                           epochs=epochs, jit_compile=jit_compile)
         model.fit(train, epochs=epochs, verbose=verbose,
                   callbacks=trick_callbacks(preset) + [timer])
     x_val = x_val.astype("float32") / 255.0
@@ -145,16 +146,17 @@ def _line(label, r):
 
 
 def run(data, seeds, precisions, ablate, loader, epochs=None,
-        throughput_epochs=None, verbose=0):
+        throughput_epochs=None, verbose=0, jit_compile="auto"):
     """Prints the seeds' figures, the throughput and the ablation table."""
     preset = get_preset("fast")
     print(f"device: keras backend {keras.backend.backend()}, loader "
-          f"{loader}, {len(data[0])} train / {len(data[2])} validation",
+          f"{loader}, jit_compile {jit_compile}, {len(data[0])} train / "
+          f"{len(data[2])} validation",
           flush=True)
     results = []
     for seed in seeds:
         r = train_once(data, preset, seed, precisions[0], loader, epochs,
-                       verbose)
+                       verbose, jit_compile)
         results.append(r)
         print(_line(f"fast seed {seed} ({precisions[0]})", r), flush=True)
     mean = {k: float(np.mean([r[k] for r in results])) for k in results[0]}
@@ -164,14 +166,14 @@ def run(data, seeds, precisions, ablate, loader, epochs=None,
     for precision in precisions[1:]:
         # Throughput of another precision: a shorter run is enough.
         r = train_once(data, preset, seeds[0], precision, loader,
-                       throughput_epochs or epochs, verbose)
+                       throughput_epochs or epochs, verbose, jit_compile)
         print(_line(f"fast seed {seeds[0]} ({precision})", r), flush=True)
     if not ablate:
         return results
     rows = [("full preset", mean)]
     for trick, change in ABLATIONS.items():
         r = train_once(data, preset.replace(**change), seeds[0],
-                       precisions[0], loader, epochs, verbose)
+                       precisions[0], loader, epochs, verbose, jit_compile)
         rows.append((f"without {trick}", r))
         print(_line(f"without {trick} (seed {seeds[0]})", r), flush=True)
     print("\nablation (each row switches one trick off; TTA column shows "

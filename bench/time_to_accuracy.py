@@ -196,6 +196,8 @@ def main():
     fast.add_argument("--fast-epochs", type=int, default=None,
                       help="override the preset's 10 epochs (smoke runs)")
     fast.add_argument("--verbose", type=int, default=0)
+    fast.add_argument("--jit-compile", choices=("auto", "true", "false"),
+                      default="auto")
     args = parser.parse_args()
 
     data = split_cifar10(args.data_dir, limit=args.limit)
@@ -206,7 +208,8 @@ def main():
 
         _fast.run(data, args.seeds, args.precisions, args.ablate,
                   args.loader, args.fast_epochs, args.throughput_epochs,
-                  args.verbose)
+                  args.verbose, {"auto": "auto", "true": True,
+                                 "false": False}[args.jit_compile])
         return
     budget = args.minutes * 60
     token, log = threading.Condition(), []
