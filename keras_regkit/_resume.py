@@ -75,15 +75,18 @@ class RunBackup(keras.callbacks.Callback):
     one. A run killed at any moment resumes from the last committed epoch.
     The state of the given `EarlyStopping` and `ReduceLROnPlateau` callbacks
     (best value, wait, best weights), which Keras resets on every `fit`, is
-    committed with it. Put this callback after those whose files must be
+    committed with it, and so is that of any given callback with
+    `backup_state()` / `restore_backup_state(state, arrays)` (`Lookahead`:
+    its step and slow weights). Put this callback after those whose files must be
     complete for a committed epoch (history, checkpoint). The folder belongs
     to the callback: files in it that the last commit does not name (left by
     a killed write) are deleted.
 
     Args:
         backup_dir: the backup folder.
-        callbacks: `EarlyStopping`/`ReduceLROnPlateau` callbacks whose state
-            is kept. Defaults to `()`.
+        callbacks: `EarlyStopping`/`ReduceLROnPlateau` callbacks, or
+            callbacks with `backup_state`, whose state is kept. Defaults to
+            `()`. Put this callback after them.
         delete_on_end: remove the folder when training ends normally.
             Defaults to `False` (remove it once the run's files are written).
     """
@@ -124,8 +127,17 @@ class RunBackup(keras.callbacks.Callback):
         if state.get("best_weights"):
             with np.load(self.backup_dir / state["best_weights"]) as data:
                 best = {k: data[k] for k in data.files}
+        own = {}
+        if state.get("callback_arrays"):
+            with np.load(self.backup_dir / state["callback_arrays"]) as data:
+                own = {k: data[k] for k in data.files}
         for i, (callback, saved) in enumerate(
                 zip(self.callbacks, state["callbacks"])):
+            if hasattr(callback, "restore_backup_state"):
+                count = sum(1 for k in own if k.startswith(f"{i}_"))
+                callback.restore_backup_state(
+                    saved, [own[f"{i}_{j}"] for j in range(count)])
+                continue
             for name, value in saved.items():
                 setattr(callback, name, value)
             count = sum(1 for k in best if k.startswith(f"{i}_"))
@@ -145,8 +157,14 @@ class RunBackup(keras.callbacks.Callback):
         self.model.save_weights(tmp, overwrite=True)
         _sync(tmp)
         os.replace(tmp, self.backup_dir / weights)
-        saved, arrays = [], {}
+        saved, arrays, own = [], {}, {}
         for i, callback in enumerate(self.callbacks):
+            if hasattr(callback, "backup_state"):
+                values, callback_arrays = callback.backup_state()
+                saved.append(dict(values))
+                own.update({f"{i}_{j}": np.asarray(a)
+                            for j, a in enumerate(callback_arrays)})
+                continue
             names = next(n for t, n in _CALLBACK_STATE
                          if isinstance(callback, t))
             saved.append({n: _number(getattr(callback, n)) for n in names})
@@ -159,11 +177,19 @@ class RunBackup(keras.callbacks.Callback):
             buffer = io.BytesIO()
             np.savez(buffer, **arrays)
             atomic_write_bytes(self.backup_dir / best_file, buffer.getvalue())
+        own_file = None
+        if own:  # changes every epoch (Lookahead's slow weights)
+            own_file = f"callbacks-{epoch + 1:05d}.npz"
+            buffer = io.BytesIO()
+            np.savez(buffer, **own)
+            atomic_write_bytes(self.backup_dir / own_file, buffer.getvalue())
         state = {
             "epoch": epoch + 1, "weights": weights, "callbacks": saved,
             "best_weights": best_file if arrays else None,
             "best_epochs": [s.get("best_epoch") for s in saved],
-            "files": [weights] + ([best_file] if arrays else []),
+            "callback_arrays": own_file,
+            "files": [weights] + ([best_file] if arrays else [])
+            + ([own_file] if own_file else []),
         }
         # The commit point (json.dumps keeps inf, which Keras uses as "best").
         atomic_write_text(self.backup_dir / "state.json", json.dumps(state))

@@ -187,8 +187,8 @@ class ProductionModelBuilder:
         OverfittingDetector (threshold 0.15, as the seed), TensorBoard into
         `log_dir`, and, in the run folder, an atomic best-model checkpoint
         (`best_model.keras`, by validation accuracy), `history.csv` and,
-        last, the backup that commits each epoch, EarlyStopping's and
-        ReduceLROnPlateau's state included, for resuming.
+        last, the backup that commits each epoch, EarlyStopping's,
+        ReduceLROnPlateau's and Lookahead's state included, for resuming.
 
         Args:
             log_dir: TensorBoard folder; `None` for none. Defaults to
@@ -210,7 +210,10 @@ class ProductionModelBuilder:
             monitor=prefix + "loss", patience=preset.early_stopping_patience,
             restore_best_weights=not preset.lookahead))
         stateful = [callbacks[-1]]
-        callbacks += trick_callbacks(preset)
+        tricks = trick_callbacks(preset)
+        callbacks += tricks
+        # Lookahead's slow weights and step go into each epoch's backup.
+        stateful += [c for c in tricks if hasattr(c, "backup_state")]
         if preset.lr_schedule == "plateau":
             callbacks.append(keras.callbacks.ReduceLROnPlateau(
                 monitor=prefix + "loss", factor=0.5,

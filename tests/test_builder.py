@@ -268,7 +268,7 @@ def test_train_arguments_are_validated_and_recorded(cifar10_small, tmp_path):
     assert (saved.epochs, saved.batch_size) == (1, 25)
 
 
-def test_fast_preset_trains_with_its_tricks(cifar10_small):
+def test_fast_preset_trains_with_its_tricks(cifar10_small, tmp_path):
     from keras_regkit import Lookahead, PatchWhitening, WhiteningBiasFreezer
 
     x, y = cifar10_small
@@ -281,6 +281,13 @@ def test_fast_preset_trains_with_its_tricks(cifar10_small):
     stopper = next(c for c in callbacks
                    if isinstance(c, keras.callbacks.EarlyStopping))
     assert not stopper.restore_best_weights  # Lookahead ends on its average
+    # In a run folder, each epoch's backup keeps Lookahead's slow weights.
+    from keras_regkit._resume import RunBackup
+
+    in_run = builder.get_callbacks(log_dir=None, run_dir=tmp_path)
+    assert isinstance(in_run[-1], RunBackup)
+    assert any(isinstance(c, Lookahead) and c in in_run
+               for c in in_run[-1].callbacks)
     model, history = builder.train(x[:600], y[:600], x[600:800], y[600:800],
                                    verbose=0)
     stem = [l for l in model.layers if isinstance(l, PatchWhitening)]

@@ -10,6 +10,7 @@ averaged with the weights, as airbench does.
 """
 
 import keras
+import numpy as np
 
 from keras_regkit._registry import register
 from keras_regkit._validation import check_float
@@ -66,8 +67,10 @@ class Lookahead(keras.callbacks.Callback):
             Defaults to `True`.
         final_sync: end training on the slow weights. Defaults to `True`.
 
-    The slow weights live in memory only: a resumed run starts them from
-    the restored model weights.
+    `backup_state()` and `restore_backup_state()` give the step and the
+    slow weights to a run backup (the builder's run folders keep them each
+    epoch), so a resumed run goes on with the same averaging as one that
+    was never stopped.
 
     Example:
 
@@ -97,6 +100,7 @@ class Lookahead(keras.callbacks.Callback):
         self.average_batch_norm = average_batch_norm
         self.final_sync = final_sync
         self._slow, self._fast, self.step = [], [], 0
+        self._pending = None
 
     def get_config(self):
         return {
@@ -133,6 +137,40 @@ class Lookahead(keras.callbacks.Callback):
         ]
         self.step = 0
         self._total = self._run_steps()
+        if self._pending is not None:  # restored before training began
+            self.restore_backup_state(*self._pending)
+
+    def backup_state(self):
+        """What a resumed run needs: `({"step": step}, slow weights)`."""
+        return ({"step": int(self.step)},
+                [keras.ops.convert_to_numpy(v) for v in self._slow])
+
+    def restore_backup_state(self, state, arrays):
+        """Restores `backup_state()`'s step and slow weights.
+
+        Called before `on_train_begin`, the state is kept and applied
+        there. Without arrays (a backup written without them) the slow
+        weights start from the model's current weights.
+        """
+        if not self._fast:
+            self._pending = (state, arrays)
+            return
+        self._pending = None
+        self.step = check_int("step", state.get("step", 0), 0)
+        if not arrays:
+            arrays = [keras.ops.convert_to_numpy(v) for v in self._fast]
+        if len(arrays) != len(self._slow):
+            raise ValueError(
+                f"Cannot restore Lookahead: the backup holds {len(arrays)} "
+                f"slow weights but the model tracks {len(self._slow)}; the "
+                "backup belongs to a different model.")
+        for slow, value in zip(self._slow, arrays):
+            if tuple(slow.shape) != tuple(np.shape(value)):
+                raise ValueError(
+                    f"Cannot restore Lookahead: slow weight shape "
+                    f"{tuple(np.shape(value))} in the backup, "
+                    f"{tuple(slow.shape)} in the model.")
+            slow.assign(np.asarray(value, dtype="float32"))
 
     def current_decay(self):
         """The decay the next sync uses (full `decay` without a ramp)."""

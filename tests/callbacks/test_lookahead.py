@@ -152,3 +152,75 @@ def test_config_round_trip():
 def test_invalid_arguments_are_named(kwargs, name):
     with pytest.raises(ValueError, match=f"argument `{name}`"):
         Lookahead(**kwargs)
+
+
+class _Interrupt(keras.callbacks.Callback):
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise KeyboardInterrupt("simulated kill")
+
+
+def _fit(model, callbacks, epochs=4):
+    model.fit(*_data(), batch_size=BATCH, epochs=epochs, shuffle=False,
+              verbose=0, callbacks=callbacks)
+
+
+@pytest.mark.parametrize("backup_first", [False, True])
+def test_a_resumed_run_goes_on_with_the_same_averaging(tmp_path,
+                                                       backup_first):
+    from keras_regkit._resume import RunBackup
+
+    # Period 5 with 12 steps an epoch: at the kill (after epoch 2, step 24)
+    # the slow weights (last synced at step 20) differ from the model's, and
+    # the ramp depends on the step, so both must come back from the backup.
+    args = (5, 0.9, 1.0)
+    whole = _model()
+    _fit(whole, [Lookahead(*args)])
+
+    def callbacks(lookahead, *extra):
+        backup = RunBackup(tmp_path / "backup", [lookahead])
+        pair = [backup, lookahead] if backup_first else [lookahead, backup]
+        return pair + list(extra)
+
+    with pytest.raises(KeyboardInterrupt):
+        _fit(_model(), callbacks(Lookahead(*args), _Interrupt(epoch=1)))
+    resumed_lookahead = Lookahead(*args)
+    resumed = _model()
+    _fit(resumed, callbacks(resumed_lookahead))
+    assert resumed_lookahead.step == 4 * STEPS  # counted on from step 24
+    for got, want in zip(_tracked(resumed), _tracked(whole), strict=True):
+        np.testing.assert_allclose(_np(got), _np(want), rtol=1e-5,
+                                   atol=1e-6)
+
+    # Restarting the averaging from the restored model (what a backup
+    # without the slow weights gives) ends elsewhere.
+    restarted = _model()
+    with pytest.raises(KeyboardInterrupt):
+        _fit(restarted, [RunBackup(tmp_path / "plain"), Lookahead(*args),
+                         _Interrupt(epoch=1)])
+    restarted = _model()
+    _fit(restarted, [Lookahead(*args), RunBackup(tmp_path / "plain")])
+    gap = max(np.abs(_np(a) - _np(b)).max()
+              for a, b in zip(_tracked(restarted), _tracked(whole)))
+    assert gap > 1e-4
+
+
+def test_restoring_slow_weights_of_another_model_names_the_mismatch():
+    model = _model(batch_norm=False)
+    lookahead = Lookahead()
+    lookahead.set_model(model)
+    lookahead.on_train_begin()
+    with pytest.raises(ValueError, match="holds 1 slow weights but the "
+                                         "model tracks 4"):
+        lookahead.restore_backup_state({"step": 3}, [np.zeros((4, 6))])
+    with pytest.raises(ValueError, match=r"shape \(5, 6\) in the backup, "
+                                         r"\(4, 6\) in the model"):
+        lookahead.restore_backup_state(
+            {"step": 3}, [np.zeros((5, 6))] + [_np(v) for v in
+                                               model.trainable_variables[1:]])
+    lookahead.restore_backup_state({"step": 7}, None)
+    assert lookahead.step == 7
