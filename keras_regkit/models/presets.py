@@ -312,7 +312,7 @@ PRESETS = MappingProxyType({
         name="fast", architecture="fast", conv_filters=(64, 256, 256),
         dense_units=(), stem_filters=24, stem_whitening=True, dirac_init=True,
         l2=5e-4, weight_decay=0.0089, dropout_dense=0.0, dropout_conv=0.0,
-        bn_momentum=0.4, bias_lr_multiplier=64.0, max_norm=None,
+        bn_momentum=0.6, bias_lr_multiplier=64.0, max_norm=None,
         label_smoothing=0.2, early_stopping_patience=10,
         augmentation="alternating_flip_translate2", optimizer="sgd",
         learning_rate=1.5, momentum=0.85, nesterov=True, lookahead=True,

@@ -67,7 +67,9 @@ def test_fast_preset_is_airbench_like():
     assert fast.augmentation == "alternating_flip_translate2"
     assert fast.stem_whitening and fast.dirac_init and fast.lookahead
     assert fast.bias_lr_multiplier == 64.0
-    assert fast.bn_momentum == pytest.approx(0.4)  # PyTorch's 0.6
+    # airbench keeps 0.6 of the old statistics (it builds PyTorch's
+    # BatchNorm with momentum 1 - 0.6), which is Keras's momentum 0.6.
+    assert fast.bn_momentum == pytest.approx(0.6)
     # airbench's decoupled lr * decay per step, amplified by momentum:
     # 1.5 * 0.0089 ~ 0.0020 / (1 - 0.85)
     assert fast.learning_rate * fast.weight_decay == pytest.approx(
