@@ -7,7 +7,13 @@ triangle schedule, Lookahead over the whole state dict, alternating flips and
 Trains on the first TRAIN_IMAGES of the 45,000 / 5,000 split, validates on
 the 5,000.
 
-    python tools/crosscheck/fast_torch_reference.py 10240 10 [SEED]
+    python tools/crosscheck/fast_torch_reference.py 10240 10 [SEED [airbench]]
+
+With `airbench` as the fourth argument it follows airbench94.py more
+literally where the library made its own choices: an uncentered whitening
+(second moments of the patches, zero bias), and Lookahead that starts at
+epoch 3 and copies the averaged weights back into the network at every
+epoch's end.
 
 Prints validation accuracy without TTA, with flip TTA, and with airbench's
 level-2 TTA (mirror, plus 1-px reflected shifts, logits averaged with
@@ -27,6 +33,7 @@ from keras_regkit.layers.whitening import patch_whitening_kernel
 torch.set_num_threads(2)
 N = int(sys.argv[1]); EPOCHS = int(sys.argv[2])
 SEED = int(sys.argv[3]) if len(sys.argv) > 3 else 0
+LITERAL = len(sys.argv) > 4 and sys.argv[4] == "airbench"
 x_tr, y_tr, x_val, y_val = tta_mod.split_cifar10(tta_mod.SHARED)
 x_tr, y_tr = x_tr[:N], y_tr[:N]
 MEAN = np.array([0.4914, 0.4822, 0.4465], "float32"); STD = np.array([0.2470, 0.2435, 0.2616], "float32")
@@ -68,7 +75,16 @@ class Net(nn.Module):
 
 torch.manual_seed(SEED)
 net = Net()
-kernel, bias = patch_whitening_kernel(X[:5000].numpy().transpose(0, 2, 3, 1), 2, 5e-4)
+if LITERAL:  # eigenvectors of the patches' second-moment matrix, no bias
+    patches = X[:5000].unfold(2, 2, 1).unfold(3, 2, 1)  # N, C, 31, 31, 2, 2
+    patches = patches.permute(0, 2, 3, 4, 5, 1).reshape(-1, 12).double()  # (ky, kx, c)
+    values, vectors = torch.linalg.eigh(patches.T @ patches / len(patches))
+    values, vectors = values.flip(0), vectors.flip(1)
+    w = (vectors / torch.sqrt(values + 5e-4)).float().numpy()  # (12, 12): column = filter
+    kernel = np.concatenate([w, -w], 1).reshape(2, 2, 3, 24)
+    bias = np.zeros(24, "float32")
+else:
+    kernel, bias = patch_whitening_kernel(X[:5000].numpy().transpose(0, 2, 3, 1), 2, 5e-4)
 with torch.no_grad():
     net.whiten.weight.copy_(torch.tensor(kernel).permute(3, 2, 0, 1))
     net.whiten.bias.copy_(torch.tensor(bias))
@@ -91,6 +107,7 @@ slow = {k: v.clone() for k, v in net.state_dict().items()}
 rng = np.random.default_rng(SEED)
 base_flip = rng.random(N) < 0.5
 step = 0
+started = False
 t0 = time.time()
 for epoch in range(EPOCHS):
     net.whiten.bias.requires_grad = epoch < 3
@@ -114,13 +131,21 @@ for epoch in range(EPOCHS):
         loss.backward()
         opt.step()
         step += 1
-        if step % 5 == 0:
+        if LITERAL and step % 5 == 0 and epoch >= 3 and not started:
+            slow = {k: v.clone() for k, v in net.state_dict().items()}
+            started = True
+        elif step % 5 == 0 and (started or not LITERAL):
             d = 0.95 ** 5 * (step / total) ** 3
             with torch.no_grad():
                 for k, v in net.state_dict().items():
                     if v.dtype.is_floating_point:
                         slow[k].lerp_(v, 1 - d)
                         v.copy_(slow[k])
+    if LITERAL and started:  # airbench copies the average back each epoch
+        with torch.no_grad():
+            for k, v in net.state_dict().items():
+                if v.dtype.is_floating_point:
+                    v.copy_(slow[k])
     print(f"epoch {epoch} loss {loss.item() / len(idx):.3f} {time.time() - t0:.0f}s", flush=True)
 with torch.no_grad():
     for k, v in net.state_dict().items():
@@ -138,5 +163,5 @@ level2 = 0.5 * mirror(XV) + 0.25 * (mirror(pad[:, :, 0:32, 0:32]) + mirror(pad[:
 acc = (logits.argmax(1) == YV).float().mean().item()
 acc_f = (mirror(XV).argmax(1) == YV).float().mean().item()
 acc_t = (level2.argmax(1) == YV).float().mean().item()
-print(f"torch N={N} epochs={EPOCHS} seed={SEED}: val {acc:.4f} val+flipTTA {acc_f:.4f} "
+print(f"torch N={N} epochs={EPOCHS} seed={SEED}{' airbench' if LITERAL else ''}: val {acc:.4f} val+flipTTA {acc_f:.4f} "
       f"val+TTA {acc_t:.4f} time {time.time() - t0:.0f}s")
