@@ -77,10 +77,10 @@ class RunBackup(keras.callbacks.Callback):
     (best value, wait, best weights), which Keras resets on every `fit`, is
     committed with it, and so is that of any given callback with
     `backup_state()` / `restore_backup_state(state, arrays)` (`Lookahead`:
-    its step and slow weights). Put this callback after those whose files must be
-    complete for a committed epoch (history, checkpoint). The folder belongs
-    to the callback: files in it that the last commit does not name (left by
-    a killed write) are deleted.
+    its step and slow weights). Put this callback after those whose files
+    must be complete for a committed epoch (history, checkpoint). The folder
+    belongs to the callback: files in it that the last commit does not name
+    (left by a killed write) are deleted.
 
     Args:
         backup_dir: the backup folder.
