@@ -40,7 +40,9 @@ from keras_regkit.losses import LabelSmoothingCrossEntropy  # noqa: E402
 from keras_regkit.losses import label_smoothing_cross_entropy  # noqa: E402
 from keras_regkit.losses import label_smoothing_loss  # noqa: E402
 from keras_regkit.losses import smooth_labels  # noqa: E402
+from keras_regkit.metrics import ExpectedCalibrationError  # noqa: E402
 from keras_regkit.metrics import TopKAccuracy  # noqa: E402
+from keras_regkit.metrics import expected_calibration_error  # noqa: E402
 from keras_regkit.regularizers import L2SP  # noqa: E402
 from keras_regkit.regularizers import ElasticNet  # noqa: E402
 from keras_regkit.regularizers import GroupLasso  # noqa: E402
@@ -49,7 +51,7 @@ from keras_regkit.schedules import WarmupLinearDecay  # noqa: E402
 
 # Names whose modules import TensorFlow or matplotlib: loaded on first use.
 _LAZY = {
-    "ProductionModelBuilder": "keras_regkit.builder",
+    "ProductionModelBuilder": "keras_regkit.training.builder",
     "CapacityPreset": "keras_regkit.models.presets",
     "get_preset": "keras_regkit.models.presets",
     "PRESETS": "keras_regkit.models.presets",
@@ -59,12 +61,12 @@ _LAZY = {
     "alternating_flip_mask": "keras_regkit.data.flips",
     "build_fast_net": "keras_regkit.models.fast_net",
     "adapt_fast_net": "keras_regkit.models.fast_net",
-    "compile_for_preset": "keras_regkit.recipe",
-    "trick_callbacks": "keras_regkit.recipe",
-    "make_optimizer": "keras_regkit.recipe",
+    "compile_for_preset": "keras_regkit.training.recipe",
+    "trick_callbacks": "keras_regkit.training.recipe",
+    "make_optimizer": "keras_regkit.training.recipe",
     "make_dataset": "keras_regkit.data.pipeline",
     "get_augmentation": "keras_regkit.data.augmentation",
-    "augmentation_from_image_data_generator": "keras_regkit.data.augmentation",
+    "augmentation_from_image_data_generator": "keras_regkit.data.image_data_generator",
     "augmentation_model_layers": "keras_regkit.data.augmentation",
     "seed_augmentation": "keras_regkit.data.augmentation",
     "AUGMENTATION_POLICIES": "keras_regkit.data.augmentation",
@@ -76,15 +78,13 @@ _LAZY = {
     "calculate_dropout_rate": "keras_regkit.analysis.diagnosis",
     "mc_dropout_prediction": "keras_regkit.analysis.uncertainty",
     "classify_with_uncertainty": "keras_regkit.analysis.uncertainty",
-    "expected_calibration_error": "keras_regkit.analysis.calibration",
-    "ExpectedCalibrationError": "keras_regkit.analysis.calibration",
     "plot_reliability_diagram": "keras_regkit.analysis.calibration",
-    "progressive_regularization_search": "keras_regkit.analysis.search",
+    "progressive_regularization_search": "keras_regkit.experiments.search",
     "plot_training_diagnostics": "keras_regkit.analysis.plots",
-    "plot_learning_curves": "keras_regkit.analysis.plots",
-    "compare_ablations": "keras_regkit.analysis.compare",
+    "plot_learning_curves": "keras_regkit.experiments.learning_curve",
+    "compare_ablations": "keras_regkit.experiments.compare",
     "plot_validation_curves": "keras_regkit.analysis.plots",
-    "learning_curve": "keras_regkit.analysis.plots",
+    "learning_curve": "keras_regkit.experiments.learning_curve",
     "predictive_entropy": "keras_regkit.analysis.uncertainty",
     "mutual_information": "keras_regkit.analysis.uncertainty",
 }
@@ -110,11 +110,13 @@ __all__ = [
     "ScaledBias",
     "SpectralNormConstraint",
     "StochasticDepth",
+    "ExpectedCalibrationError",
     "TopKAccuracy",
     "WarmupLinearDecay",
     "WeightStatsMonitor",
     "WhiteningBiasFreezer",
     "apply_l2sp",
+    "expected_calibration_error",
     "constraints",
     "initializers",
     "label_smoothing_cross_entropy",

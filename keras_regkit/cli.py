@@ -83,7 +83,7 @@ def _load_data(args):
 
 
 def _train(args):
-    from keras_regkit.builder import ProductionModelBuilder
+    from keras_regkit.training.builder import ProductionModelBuilder
 
     overrides = {}
     if args.epochs:
@@ -135,7 +135,7 @@ def _evaluate(args):
     import numpy as np
 
     from keras_regkit.analysis._cli import load_model
-    from keras_regkit.tta import tta_predict
+    from keras_regkit.training.tta import tta_predict
 
     model = load_model(args.model, args.unsafe)
     _, _, x_val, y_val, split = _load_data(args)
@@ -158,7 +158,7 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_train(sub)
     _add_evaluate(sub)
-    from keras_regkit.analysis.compare import (
+    from keras_regkit.experiments.compare import (
         add_compare_parser,
         add_diagnose_parser,
     )

@@ -28,7 +28,7 @@ from keras_regkit.analysis import plot_training_diagnostics
 from keras_regkit.analysis import progressive_regularization_search
 from keras_regkit.analysis import quick_regularization_advice
 from keras_regkit.analysis import regularization_diagnosis
-from keras_regkit.builder import ProductionModelBuilder
+from keras_regkit.training.builder import ProductionModelBuilder
 from keras_regkit.data import augmentation_from_image_data_generator as idg
 from keras_regkit.data import cutmix
 from keras_regkit.data import get_augmentation

@@ -19,7 +19,7 @@ import yaml
 
 from keras_regkit import cli
 from keras_regkit.analysis._cli import load_model
-from keras_regkit.builder import ProductionModelBuilder
+from keras_regkit.training.builder import ProductionModelBuilder
 from keras_regkit.data import load_cifar10
 from keras_regkit.models.presets import CapacityPreset
 from keras_regkit.models.presets import get_preset

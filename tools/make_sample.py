@@ -25,7 +25,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SOURCE = ROOT.parent / "shared" / "data" / "cifar10_train_jpeg.tar.gz"
-DEFAULT_OUTPUT = ROOT / "keras_regkit" / "datasets" / "cifar10_sample.tar.gz"
+DEFAULT_OUTPUT = ROOT / "keras_regkit" / "data" / "cifar10_sample.tar.gz"
 SOURCE_SHA256 = (
     "bb033266dbb26aa71223ff120c0df4e7d3943dbd93b9e65984876854c6234931"
 )

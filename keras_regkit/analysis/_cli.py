@@ -32,7 +32,7 @@ def _data(args):
 
 
 def add_compare(sub):
-    from keras_regkit.analysis.compare import ABLATIONS
+    from keras_regkit.experiments.compare import ABLATIONS
 
     p = sub.add_parser(
         "compare", help="train a preset and its ablations side by side",
@@ -66,8 +66,8 @@ def add_compare(sub):
 
 
 def _compare(args):
-    from keras_regkit.analysis.compare import compare_ablations
-    from keras_regkit.analysis.compare import parse_ablations
+    from keras_regkit.experiments.compare import compare_ablations
+    from keras_regkit.experiments.compare import parse_ablations
     from keras_regkit.models.presets import get_preset
 
     names = parse_ablations(args.ablate)  # fail before loading any data
@@ -157,7 +157,7 @@ def _diagnose(args):
         verbose=True, batch_size=args.batch_size,
         **{name: getattr(args, name) for name, _, _ in _THRESHOLDS})
     if args.json:
-        from keras_regkit._run_files import atomic_write_text
+        from keras_regkit.training.runs._files import atomic_write_text
 
         atomic_write_text(args.json, json.dumps(report, indent=2))
     return 0

@@ -11,9 +11,6 @@ import importlib
 
 from keras_regkit.data.array_loader import ArrayLoader
 from keras_regkit.data.augmentation import AUGMENTATION_POLICIES
-from keras_regkit.data.augmentation import (  # noqa: F401
-    augmentation_from_image_data_generator,
-)
 from keras_regkit.data.augmentation import augmentation_model_layers
 from keras_regkit.data.augmentation import get_augmentation
 from keras_regkit.data.augmentation import seed_augmentation
@@ -21,6 +18,9 @@ from keras_regkit.data.cifar10 import CLASS_NAMES
 from keras_regkit.data.cifar10 import load_cifar10
 from keras_regkit.data.cifar10 import load_cifar10_sample
 from keras_regkit.data.flips import alternating_flip_mask
+from keras_regkit.data.image_data_generator import (
+    augmentation_from_image_data_generator,
+)
 
 # Names whose modules import TensorFlow: loaded on first use.
 _LAZY = {

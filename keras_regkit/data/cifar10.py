@@ -24,7 +24,7 @@ CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR10_SHA256 = (
     "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce"
 )
-SAMPLE_PATH = Path(__file__).resolve().parents[1] / "datasets" / (
+SAMPLE_PATH = Path(__file__).resolve().parent / (
     "cifar10_sample.tar.gz"
 )
 DATA_DIR_ENV = "KERAS_REGKIT_DATA"

@@ -11,8 +11,8 @@ from keras_regkit._validation import check_non_negative
 from keras_regkit._validation import check_positive
 from keras_regkit._validation import check_seed
 from keras_regkit._validation import invalid
-from keras_regkit.layers.drop_connect import _check_kernel_layer
-from keras_regkit.layers.drop_connect import _wrapper_from_config
+from keras_regkit.layers._kernel_wrapper import check_kernel_layer
+from keras_regkit.layers._kernel_wrapper import wrapper_from_config
 
 _EPSILON = 1e-7
 
@@ -139,7 +139,7 @@ class ConcreteDropout(keras.layers.Wrapper):
         seed=None,
         **kwargs,
     ):
-        _check_kernel_layer(layer, allow_groups=True)
+        check_kernel_layer(layer, allow_groups=True)
         self.weight_regularizer = check_non_negative(
             "weight_regularizer", weight_regularizer
         )
@@ -214,4 +214,4 @@ class ConcreteDropout(keras.layers.Wrapper):
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
-        return _wrapper_from_config(cls, config, custom_objects)
+        return wrapper_from_config(cls, config, custom_objects)

@@ -5,7 +5,7 @@ from keras import ops
 
 from keras_regkit._registry import register
 from keras_regkit._validation import check_positive
-from keras_regkit.layers.drop_connect import _KernelPerturbation
+from keras_regkit.layers._kernel_wrapper import KernelPerturbation
 
 
 def gaussian_weight_noise(kernel, stddev, seed=None):
@@ -27,7 +27,7 @@ def gaussian_weight_noise(kernel, stddev, seed=None):
 
 
 @register
-class GaussianWeightNoise(_KernelPerturbation):
+class GaussianWeightNoise(KernelPerturbation):
     """Adds Gaussian noise to the wrapped layer's kernel during training.
 
     `keras.layers.GaussianNoise` perturbs activations; this wrapper perturbs

@@ -16,16 +16,11 @@ one of a stage is pooled first; stage `i` (from 0) drops at
 import keras
 
 from keras_regkit._validation import invalid
-from keras_regkit.models.mlp import apply_classifier_head
-from keras_regkit.models.mlp import check_model_args
+from keras_regkit.models._blocks import apply_classifier_head
+from keras_regkit.models._blocks import check_model_args
+from keras_regkit.models._blocks import check_spatial_size
+from keras_regkit.models._blocks import conv_kernel_regularizer
 from keras_regkit.models.presets import get_preset
-
-
-def conv_kernel_regularizer(preset):
-    """L2(l2) for conv kernels in `"l2"` mode, else None."""
-    if preset.weight_decay_mode != "l2" or preset.l2 == 0:
-        return None
-    return keras.regularizers.L2(preset.l2)
 
 
 def stage_dropout_rate(preset, stage_index):
@@ -94,17 +89,6 @@ def check_conv_dropout(preset):
             "dropout_conv", preset.dropout_conv,
             f"a float in [0, {limit:.4g}) with {len(preset.conv_filters)} "
             "stages (stage i drops at dropout_conv * (1 + 0.5 * i) < 1)",
-        )
-
-
-def check_spatial_size(input_shape, num_pools, extra=0):
-    """Raises when `num_pools` 2x2 poolings would shrink the image to 0."""
-    smallest = 2 ** num_pools + extra
-    if min(input_shape[:2]) < smallest:
-        raise invalid(
-            "input_shape", input_shape,
-            f"height and width of at least {smallest} for "
-            f"{num_pools} pooling stages",
         )
 
 

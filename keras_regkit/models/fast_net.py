@@ -25,9 +25,9 @@ from keras_regkit._validation import check_positive
 from keras_regkit.initializers import PartialDirac
 from keras_regkit.layers.scaled_bias import ScaledBias
 from keras_regkit.layers.whitening import PatchWhitening
-from keras_regkit.models.cnn import check_spatial_size
-from keras_regkit.models.cnn import conv_kernel_regularizer
-from keras_regkit.models.mlp import check_model_args
+from keras_regkit.models._blocks import check_spatial_size
+from keras_regkit.models._blocks import conv_kernel_regularizer
+from keras_regkit.models._blocks import check_model_args
 from keras_regkit.models.presets import get_preset
 
 LOGIT_SCALE = 1.0 / 9.0

@@ -15,8 +15,8 @@ import keras
 from keras_regkit._validation import invalid
 from keras_regkit.layers.drop_block import DropBlock2D
 from keras_regkit.layers.stochastic_depth import StochasticDepth
-from keras_regkit.models.cnn import conv_kernel_regularizer
-from keras_regkit.models.mlp import check_model_args
+from keras_regkit.models._blocks import conv_kernel_regularizer
+from keras_regkit.models._blocks import check_model_args
 from keras_regkit.models.presets import get_preset
 
 _INITIALIZER = "he_normal"

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import keras
 
-from keras_regkit.builder import ProductionModelBuilder
+from keras_regkit.training.builder import ProductionModelBuilder
 from keras_regkit.data import load_cifar10_sample
 
 CONFIG = dict(seed=0, conv_filters=(8, 16), dense_units=(32,), epochs=3,

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from keras_regkit.analysis.plots import learning_curve
-from keras_regkit.analysis.plots import plot_learning_curves
+from keras_regkit.experiments.learning_curve import learning_curve
+from keras_regkit.experiments.learning_curve import plot_learning_curves
 from keras_regkit.analysis.plots import plot_training_diagnostics
 from keras_regkit.analysis.plots import plot_validation_curves
 

@@ -40,7 +40,7 @@ def _require_keras_tuner():
         import keras_tuner
     except ImportError as error:
         raise ImportError(
-            "keras_regkit.analysis.tuner needs KerasTuner, which is not "
+            "keras_regkit.experiments.tuner needs KerasTuner, which is not "
             "installed. Install it with `pip install \"keras_regkit[tuner]\"`"
             " (or `pip install keras-tuner`).") from error
     return keras_tuner
@@ -115,7 +115,7 @@ def _hypermodel_class():
             self.seed = check_seed("seed", seed)
 
         def _builder(self, hp):
-            from keras_regkit.builder import ProductionModelBuilder
+            from keras_regkit.training.builder import ProductionModelBuilder
 
             preset = sample_preset(hp, self.capacity, self.search_space)
             return ProductionModelBuilder(self.input_shape, self.num_classes,

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_regkit.tta import tta_predict, tta_views
+from keras_regkit.training.tta import tta_predict, tta_views
 
 
 def test_views_of_each_mode(cifar10_batch):

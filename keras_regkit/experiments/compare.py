@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_regkit._run_files import atomic_write_json, atomic_write_text
+from keras_regkit.training.runs._files import atomic_write_json, atomic_write_text
 from keras_regkit._validation import check_int, check_seed
 from keras_regkit.analysis._common import integer_labels
 from keras_regkit.analysis.plots import plot_validation_curves
@@ -88,7 +88,7 @@ def compare_ablations(capacity, ablate, x_train, y_train, x_val, y_val,
         `histories` (run name -> History dict), `table` (Markdown) and
         `files` (paths written).
     """
-    from keras_regkit.builder import ProductionModelBuilder
+    from keras_regkit.training.builder import ProductionModelBuilder
     from keras_regkit.models.presets import get_preset
 
     names = parse_ablations(ablate)

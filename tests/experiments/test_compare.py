@@ -9,10 +9,10 @@ import pytest
 from PIL import Image
 
 from keras_regkit import cli
-from keras_regkit.analysis.compare import ABLATIONS
-from keras_regkit.analysis.compare import add_compare_parser
-from keras_regkit.analysis.compare import add_diagnose_parser
-from keras_regkit.analysis.compare import parse_ablations
+from keras_regkit.experiments.compare import ABLATIONS
+from keras_regkit.experiments.compare import add_compare_parser
+from keras_regkit.experiments.compare import add_diagnose_parser
+from keras_regkit.experiments.compare import parse_ablations
 
 
 def run_command(argv):

@@ -10,7 +10,7 @@ import warnings
 
 import tensorflow as tf
 
-from keras_regkit import _resume, _run_files
+from keras_regkit.training.runs import _resume, _files as _run_files
 
 
 RUN_FILES = ("history.csv", "summary.json", "best_model.keras",

@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_regkit.analysis import tuner
+from keras_regkit.experiments import tuner
 
 
 class FakeHyperParameters:

@@ -18,8 +18,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_regkit import _resume, _run_files
-from keras_regkit._run_folder import (  # noqa: F401 (RUN_FILES)
+from keras_regkit.training.runs import _resume, _files as _run_files
+from keras_regkit.training.runs._folder import (  # noqa: F401 (RUN_FILES)
     RUN_FILES,
     finish_run,
     prepare_run_dir,
@@ -34,12 +34,12 @@ from keras_regkit.metrics import TopKAccuracy
 from keras_regkit.models import ARCHITECTURES
 from keras_regkit.models.fast_net import adapt_fast_net
 from keras_regkit.models.presets import get_preset
-from keras_regkit.precision import resolve_precision
-from keras_regkit.recipe import NO_DECAY_NAMES  # noqa: F401 (re-export)
-from keras_regkit.recipe import make_optimizer
-from keras_regkit.recipe import trick_callbacks
+from keras_regkit.training.precision import resolve_precision
+from keras_regkit.training.recipe import NO_DECAY_NAMES  # noqa: F401 (re-export)
+from keras_regkit.training.recipe import make_optimizer
+from keras_regkit.training.recipe import trick_callbacks
 from keras_regkit.schedules import make_learning_rate
-from keras_regkit.tta import tta_predict
+from keras_regkit.training.tta import tta_predict
 
 AUGMENT_ON = ("pipeline", "model")
 

@@ -20,11 +20,11 @@ import keras
 import numpy as np
 import pytest
 
-from keras_regkit import _resume, _run_files
+from keras_regkit.training.runs import _resume, _files as _run_files
 from keras_regkit.data import load_cifar10_sample
 from tests._drivers.train_run import CONFIG, N_TRAIN, N_VAL, tiny_builder
 
-DRIVER = Path(__file__).parent / "_drivers" / "train_run.py"
+DRIVER = Path(__file__).parents[1] / "_drivers" / "train_run.py"
 STEPS = N_TRAIN // CONFIG["batch_size"]
 
 

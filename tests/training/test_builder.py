@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from keras_regkit import OverfittingDetector, ProductionModelBuilder
-from keras_regkit._resume import RunBackup
-from keras_regkit.builder import RUN_FILES
+from keras_regkit.training.runs._resume import RunBackup
+from keras_regkit.training.builder import RUN_FILES
 from tests.helpers import SEED_TABLE
 
 # A tiny version of the small preset so a real fit takes about a second.
@@ -282,7 +282,7 @@ def test_fast_preset_trains_with_its_tricks(cifar10_small, tmp_path):
                    if isinstance(c, keras.callbacks.EarlyStopping))
     assert not stopper.restore_best_weights  # Lookahead ends on its average
     # In a run folder, each epoch's backup keeps Lookahead's slow weights.
-    from keras_regkit._resume import RunBackup
+    from keras_regkit.training.runs._resume import RunBackup
 
     in_run = builder.get_callbacks(log_dir=None, run_dir=tmp_path)
     assert isinstance(in_run[-1], RunBackup)
@@ -302,7 +302,7 @@ def test_fast_preset_trains_with_its_tricks(cifar10_small, tmp_path):
     # The run ended on Lookahead's averaged weights, which make a working
     # model: its probabilities are finite and sum to one.
     np.testing.assert_allclose(probs.sum(-1), 1.0, rtol=1e-5)
-    from keras_regkit.tta import tta_views
+    from keras_regkit.training.tta import tta_views
 
     views = tta_views(x_test.astype("float32") / 255.0, "flip_translate")
     mean = np.mean([model.predict(v, verbose=0) for v in views], axis=0)

@@ -52,7 +52,7 @@ print(json.dumps({
 @requires_tensorflow
 @pytest.mark.slow
 def test_mirrored_strategy_matches_one_device():
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="2")
     result = subprocess.run(
         [sys.executable, "-c", SCRIPT], capture_output=True, text=True,

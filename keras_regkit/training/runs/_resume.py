@@ -17,9 +17,9 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from keras_regkit._run_files import _sync
-from keras_regkit._run_files import atomic_write_bytes
-from keras_regkit._run_files import atomic_write_text
+from keras_regkit.training.runs._files import _sync
+from keras_regkit.training.runs._files import atomic_write_bytes
+from keras_regkit.training.runs._files import atomic_write_text
 
 
 class NaNGuard(keras.callbacks.TerminateOnNaN):

@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
-from keras_regkit.analysis.search import LADDER
-from keras_regkit.analysis.search import build_search_mlp
-from keras_regkit.analysis.search import format_table
-from keras_regkit.analysis.search import progressive_regularization_search
-from keras_regkit.analysis.search import select_best
+from keras_regkit.experiments.search import LADDER
+from keras_regkit.experiments.search import build_search_mlp
+from keras_regkit.experiments.search import format_table
+from keras_regkit.experiments.search import progressive_regularization_search
+from keras_regkit.experiments.search import select_best
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 import keras
 import pytest
 
-from keras_regkit.precision import cpu_has_native_bf16, resolve_precision
+from keras_regkit.training.precision import cpu_has_native_bf16, resolve_precision
 
 
 def test_explicit_choices_pass_through():
@@ -33,7 +33,7 @@ def test_native_bf16_is_read_from_cpu_flags(tmp_path, flags, expected):
 
 
 def test_auto_picks_bfloat16_only_with_native_support(monkeypatch):
-    import keras_regkit.precision as precision
+    import keras_regkit.training.precision as precision
 
     monkeypatch.setattr(precision, "_has_gpu", lambda: False)
     monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
