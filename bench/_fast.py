@@ -21,9 +21,9 @@ import numpy as np
 from keras_regkit.models.fast_net import adapt_fast_net
 from keras_regkit.models.fast_net import build_fast_net
 from keras_regkit.models.presets import get_preset
-from keras_regkit.recipe import compile_for_preset
-from keras_regkit.recipe import trick_callbacks
-from keras_regkit.tta import tta_predict
+from keras_regkit.training.recipe import compile_for_preset
+from keras_regkit.training.recipe import trick_callbacks
+from keras_regkit.training.tta import tta_predict
 
 # Each ablation switches one trick of the full preset off.
 ABLATIONS = {

@@ -32,7 +32,7 @@ from keras_regkit.analysis import expected_calibration_error
 from keras_regkit.analysis import mc_dropout_prediction
 from keras_regkit.analysis import plot_reliability_diagram
 from keras_regkit.analysis import regularization_diagnosis
-from keras_regkit.builder import ProductionModelBuilder
+from keras_regkit.training.builder import ProductionModelBuilder
 from keras_regkit.data import load_cifar10_sample
 
 
