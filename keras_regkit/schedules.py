@@ -2,13 +2,9 @@
 
 import keras
 
+from keras_regkit._choices import LR_SCHEDULES
 from keras_regkit._registry import register
 from keras_regkit._validation import check_choice, check_int, check_non_negative
-
-LR_SCHEDULES = (
-    "constant", "plateau", "cosine", "warmup_cosine", "warmup_linear",
-    "onecycle",
-)
 
 
 @register

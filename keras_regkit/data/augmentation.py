@@ -11,14 +11,11 @@ import itertools
 
 import keras
 
+from keras_regkit._choices import AUGMENTATION_POLICIES
 from keras_regkit._validation import check_choice
 from keras_regkit._validation import check_seed
 from keras_regkit._validation import invalid
 
-AUGMENTATION_POLICIES = (
-    "none", "flip", "flip_translate", "light", "standard", "strong",
-    "flip_translate2", "alternating_flip_translate2",
-)
 VALUE_RANGE = (0.0, 1.0)
 # The fill of erased patches: grey at CIFAR-10's mean brightness (a scalar:
 # Keras 3.15's RandomErasing fails on JAX with a per-channel tuple).

@@ -15,6 +15,11 @@ from types import MappingProxyType
 
 import yaml
 
+from keras_regkit._choices import ARCHITECTURE_NAMES
+from keras_regkit._choices import AUGMENTATION_POLICIES as AUGMENTATIONS
+from keras_regkit._choices import LR_SCHEDULES
+from keras_regkit._choices import OPTIMIZERS
+from keras_regkit._choices import WEIGHT_DECAY_MODES
 from keras_regkit._validation import check_choice
 from keras_regkit._validation import check_float
 from keras_regkit._validation import check_int
@@ -23,17 +28,6 @@ from keras_regkit._validation import check_positive
 from keras_regkit._validation import check_rate
 from keras_regkit._validation import invalid
 
-ARCHITECTURE_NAMES = ("cnn", "mlp", "resnet", "fast")
-AUGMENTATIONS = (
-    "none", "flip", "flip_translate", "light", "standard", "strong",
-    "flip_translate2", "alternating_flip_translate2",
-)
-OPTIMIZERS = ("adamw", "sgd")
-LR_SCHEDULES = (
-    "constant", "plateau", "cosine", "warmup_cosine", "warmup_linear",
-    "onecycle",
-)
-WEIGHT_DECAY_MODES = ("decoupled", "l2")
 REG_CONFIG_KEYS = (
     "l2", "dropout_dense", "dropout_conv", "batch_norm",
     "early_stopping_patience", "label_smoothing",

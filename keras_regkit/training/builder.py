@@ -25,6 +25,7 @@ from keras_regkit.training.runs._folder import (  # noqa: F401 (RUN_FILES)
     prepare_run_dir,
     tensorboard_available,
 )
+from keras_regkit._choices import AUGMENT_ON
 from keras_regkit._validation import check_choice, check_int, check_seed, invalid
 from keras_regkit.callbacks import OverfittingDetector
 from keras_regkit.data.augmentation import get_augmentation
@@ -41,7 +42,6 @@ from keras_regkit.training.recipe import trick_callbacks
 from keras_regkit.schedules import make_learning_rate
 from keras_regkit.training.tta import tta_predict
 
-AUGMENT_ON = ("pipeline", "model")
 
 
 class ProductionModelBuilder:

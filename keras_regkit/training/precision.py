@@ -11,9 +11,9 @@ from pathlib import Path
 
 import keras
 
+from keras_regkit._choices import PRECISIONS
 from keras_regkit._validation import check_choice
 
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16", "auto")
 _log = logging.getLogger("keras_regkit")
 
 

@@ -3,9 +3,9 @@
 import keras
 import numpy as np
 
+from keras_regkit._choices import TTA_MODES
 from keras_regkit._validation import invalid
 
-TTA_MODES = (False, True, "flip", "flip_translate")
 
 
 def _shift(x, dy, dx):

@@ -231,18 +231,29 @@ def test_every_field_has_a_validation_case():
     assert {case[0] for case in cases} == set(CapacityPreset.field_names())
 
 
-def test_augmentation_names_match_the_data_package():
-    from keras_regkit.data import AUGMENTATION_POLICIES
+def test_choice_lists_are_the_ones_the_owning_modules_use():
+    # Each list of allowed values is defined once, in keras_regkit._choices.
+    from keras_regkit import _choices, schedules
+    from keras_regkit.data import augmentation
+    from keras_regkit.models import ARCHITECTURES
 
-    assert AUGMENTATIONS == AUGMENTATION_POLICIES == (
-        "none", "flip", "flip_translate", "light", "standard", "strong",
-        "flip_translate2", "alternating_flip_translate2")
+    assert presets_module.AUGMENTATIONS is _choices.AUGMENTATION_POLICIES
+    assert augmentation.AUGMENTATION_POLICIES is _choices.AUGMENTATION_POLICIES
+    assert presets_module.LR_SCHEDULES is schedules.LR_SCHEDULES
+    # The maps keyed by name list exactly the names offered.
+    assert tuple(PRESETS) == _choices.PRESET_NAMES
+    assert tuple(ARCHITECTURES) == _choices.ARCHITECTURE_NAMES
 
 
-def test_lr_schedule_names_match_the_schedules_module():
-    from keras_regkit import schedules
+@pytest.mark.parametrize("schedule", presets_module.LR_SCHEDULES)
+def test_every_schedule_name_builds(schedule):
+    from keras_regkit.schedules import make_learning_rate
 
-    assert set(presets_module.LR_SCHEDULES) == set(schedules.LR_SCHEDULES)
+    lr = make_learning_rate(schedule, 1e-3, steps_per_epoch=10, epochs=4,
+                            warmup_epochs=1)
+    # A float for the constant schedules, a schedule object for the others.
+    value = lr if isinstance(lr, float) else float(lr(5))
+    assert 0.0 < value <= 1e-3 * (1 + 1e-6)
 
 
 def test_replace_validates_and_keeps_the_original():
