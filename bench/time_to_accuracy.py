@@ -1,7 +1,7 @@
 """Validation accuracy against wall time on the full CIFAR-10 training split.
 
 Trains a capacity preset through `ProductionModelBuilder` and, side by side,
-the seed's own recipe as written (the seed CNN, its five augmentation layers
+the reference recipe as written (its CNN, its five augmentation layers
 applied once to the whole array before `fit`, L2 in the kernels *and* AdamW
 weight decay, batch 64). The two runs take turns epoch by epoch in one
 process (a turnstile callback hands over at each epoch end), so both see the
@@ -125,7 +125,10 @@ class Turnstile(keras.callbacks.Callback):
 
 def seed_cnn(num_classes=10, l2=1e-4, conv_dropout=0.2, dense_dropout=0.4,
              input_shape=(32, 32, 3)):
-    """The seed's CNN exactly as the seed writes it (biases, L2, max-norm)."""
+    """The reference CNN as the reference recipe writes it.
+
+    Biases, kernel L2 and max-norm included.
+    """
     reg = keras.regularizers.L2(l2)
     inputs = keras.Input(input_shape)
     x = inputs
@@ -153,13 +156,13 @@ def seed_cnn(num_classes=10, l2=1e-4, conv_dropout=0.2, dense_dropout=0.4,
     return keras.Model(inputs, outputs, name="seed_cnn")
 
 
-def run_seed_recipe(data, epochs, turnstile):
-    """The seed's train(): augment the whole array once, then fit."""
+def run_reference_recipe(data, epochs, turnstile):
+    """The reference recipe's train(): augment the array once, then fit."""
     x_train, y_train, x_val, y_val = data
-    from keras_regkit.data.augmentation import seed_augmentation
+    from keras_regkit.data.augmentation import reference_augmentation
 
     keras.utils.set_random_seed(0)
-    augment = seed_augmentation()
+    augment = reference_augmentation()
     x = x_train.astype("float32") / 255.0
     x = np.concatenate([
         keras.ops.convert_to_numpy(augment(x[i:i + 1000], training=True))
@@ -215,7 +218,8 @@ def main():
                              "on the source's test split (airbench's figure)")
     parser.add_argument("--limit", type=int, default=None,
                         help="use only the first N images (smoke runs)")
-    parser.add_argument("--no-seed-recipe", action="store_true",
+    parser.add_argument("--no-reference-recipe", "--no-seed-recipe",
+                        dest="no_reference_recipe", action="store_true",
                         help="train only the preset")
     fast = parser.add_argument_group("--capacity fast")
     fast.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
@@ -256,13 +260,13 @@ def main():
     budget = args.minutes * 60
     token, log = threading.Condition(), []
     name = f"{args.capacity} preset"
-    order = [name] + ([] if args.no_seed_recipe else ["seed recipe"])
+    order = [name] + ([] if args.no_reference_recipe else ["reference recipe"])
     runs = [threading.Thread(target=run_preset, args=(
         data, args.capacity, args.epochs, args.batch_size, args.seed,
         args.precision, Turnstile(name, token, order, budget, log)))]
-    if not args.no_seed_recipe:
-        runs.append(threading.Thread(target=run_seed_recipe, args=(
-            data, args.epochs, Turnstile("seed recipe", token, order, budget,
+    if not args.no_reference_recipe:
+        runs.append(threading.Thread(target=run_reference_recipe, args=(
+            data, args.epochs, Turnstile("reference recipe", token, order, budget,
                                          log))))
     start = time.perf_counter()
     for run in runs:

@@ -3,7 +3,7 @@
 Trains a wide MLP on a small slice of CIFAR-10 twice: once without
 regularization (it memorizes the slice and the validation loss turns
 within a few epochs) and once with the medium preset's regularization (L2
-1e-4, batch norm, dropout 0.4, label smoothing 0.05 and the seed's
+1e-4, batch norm, dropout 0.4, label smoothing 0.05 and the reference recipe's
 augmentation layers). `OverfittingDetector` reports the epoch each run
 started to overfit and `WeightStatsMonitor` logs the weight statistics;
 both go into each run's `history.csv`.

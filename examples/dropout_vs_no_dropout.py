@@ -1,12 +1,14 @@
-"""With and without dropout: the seed's Q&A experiment, on CIFAR-10 images.
+"""With and without dropout: the reference recipe's Q&A experiment.
+
+On CIFAR-10 images.
 
 The Q&A trains the same MLP twice, Flatten -> Dense 128 -> Dense 64 ->
 softmax, once with Dropout(0.5) after each hidden layer, with Adam and
 sparse cross-entropy for 5 epochs and 20% of the training images held out
 (`validation_split=0.2`). It used MNIST, which cannot be downloaded here;
 CIFAR-10 images stand in. The script prints a table of the final train and
-validation accuracy and their gap, the seed's quick advice for each model,
-and writes the validation curves of both to one PNG.
+validation accuracy and their gap, the reference recipe's quick advice for
+each model, and writes the validation curves of both to one PNG.
 
     python examples/dropout_vs_no_dropout.py --quick
     python examples/dropout_vs_no_dropout.py --data-dir ../shared/data
@@ -120,7 +122,8 @@ def main(argv=None):
           f"{drop_val - plain_val:+.4f}, and the gap from "
           f"{plain_train - plain_val:+.4f} to {drop_train - drop_val:+.4f}.")
     n_train = int(len(x) * 0.8)
-    print("The seed's heuristic for these layers: calculate_dropout_rate("
+    print("The reference recipe's heuristic for these layers: "
+          "calculate_dropout_rate("
           f"128, {n_train}) = {calculate_dropout_rate(128, n_train):.2f}, "
           f"calculate_dropout_rate(64, {n_train}) = "
           f"{calculate_dropout_rate(64, n_train):.2f} (the Q&A uses 0.5 for "

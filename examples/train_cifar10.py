@@ -1,9 +1,12 @@
-"""The seed's own use of ProductionModelBuilder, end to end, on CIFAR-10.
+"""The reference recipe's use of ProductionModelBuilder, end to end.
+
+On CIFAR-10.
 
 By default it trains on the CIFAR-10 sample shipped inside keras_regkit
 (offline); `--data-dir` points it at the full training split (pickled
 batches, `cifar-10-python.tar.gz`, or a folder-per-class tree or its
-`.tar.gz`). As in the seed's `main()`: pixels scaled to [0, 1], one-hot
+`.tar.gz`). As in the reference recipe's `main()`: pixels scaled to
+[0, 1], one-hot
 labels, the last 10% of the training images as validation, the medium
 preset, then test (here: validation) accuracy and top-5, and the model saved
 as `.keras`.
@@ -53,7 +56,7 @@ def main():
         x_val, y_val = x_val[:100], y_val[:100]
         args.epochs = 1
         overrides = dict(conv_filters=(8, 16), dense_units=(32,))
-    # The seed's preprocessing: scale to [0, 1] and one-hot labels.
+    # The reference recipe's preprocessing: scale to [0, 1] and one-hot labels.
     x_train = x_train.astype("float32") / 255.0
     x_val = x_val.astype("float32") / 255.0
     y_train = keras.utils.to_categorical(y_train, 10)

@@ -33,3 +33,10 @@ TTA_MODES = (False, True, "flip", "flip_translate")
 AUGMENT_ON = ("pipeline", "model")
 # Data sets the command line trains on.
 DATASETS = ("cifar10-sample", "cifar10")
+# Ablations of `compare_ablations` / `regkit compare`, each a family of
+# regularization switched off (`experiments/compare.py` maps each name to
+# the preset fields it changes).
+ABLATION_NAMES = (
+    "dropout", "l2", "augmentation", "label_smoothing", "batch_norm",
+    "max_norm",
+)

@@ -151,7 +151,7 @@ def label_smoothing_cross_entropy(y_true, y_pred, epsilon=0.1,
 
 
 def label_smoothing_loss(y_true, y_pred, epsilon=0.1):
-    """The seed's form: mean smoothed cross-entropy over the batch."""
+    """The reference recipe's form: mean smoothed cross-entropy over the batch."""
     return ops.mean(label_smoothing_cross_entropy(y_true, y_pred, epsilon))
 
 

@@ -13,6 +13,7 @@ from keras import ops
 
 from keras_regkit._registry import make_getter
 from keras_regkit._registry import register
+from keras_regkit._walk import walk_layers
 from keras_regkit._validation import check_int
 from keras_regkit._validation import check_non_negative
 from keras_regkit._validation import invalid
@@ -142,12 +143,6 @@ class L2SP(keras.regularizers.Regularizer):
         return {"alpha": self.alpha, "anchor": self.anchor.tolist()}
 
 
-def _walk(layer):
-    yield layer
-    for sub in getattr(layer, "layers", None) or []:
-        yield from _walk(sub)
-
-
 def _kernel_variable(layer):
     if not hasattr(layer, "kernel_regularizer") or not layer.built:
         return None
@@ -189,7 +184,7 @@ def apply_l2sp(model, alpha=0.01, layers=None):
             "apply_l2sp needs a built model: its kernels are the anchors. "
             "Build or call the model first."
         )
-    found = list(_walk(model))
+    found = list(walk_layers(model, wrapped=False))
     if layers is None:
         chosen = [x for x in found if _kernel_variable(x) is not None]
     else:

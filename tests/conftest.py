@@ -1,9 +1,16 @@
-"""Shared fixtures: real CIFAR-10 images from ../shared/data and seeding."""
+"""Shared fixtures (real CIFAR-10 images, seeding) and the backend markers.
 
-import io
+Markers (declared in pyproject.toml):
+
+- `requires_tensorflow`: skipped, with the reason, unless KERAS_BACKEND is
+  `tensorflow` (tf.data, tf.distribute, TensorFlow-only APIs).
+- `requires_data`: reads the real CIFAR-10 archive in ../shared/data. Added
+  automatically to every test that uses one of the data fixtures below.
+  Without the data such a test is skipped with the reason; with the
+  environment variable REGKIT_REQUIRE_DATA=1 (CI) it fails instead.
+"""
+
 import os
-import tarfile
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,64 +19,63 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-CLASS_NAMES = (
-    "airplane", "automobile", "bird", "cat", "deer",
-    "dog", "frog", "horse", "ship", "truck",
-)
+from tests.helpers import read_jpeg_subset  # noqa: E402
+from tests.helpers import shared_data_dir  # noqa: E402
+
+DATA_FIXTURES = ("cifar10_archive", "cifar10_small", "cifar10_batch")
+ARCHIVE_NAME = "cifar10_train_jpeg.tar.gz"
 
 
-def shared_data_dir():
-    """The folder holding `cifar10_train_jpeg.tar.gz` (../shared/data)."""
-    override = os.environ.get("REGKIT_SHARED_DATA")
-    if override:
-        return Path(override)
-    return REPO_ROOT.parent / "shared" / "data"
+def _archive_path():
+    return shared_data_dir() / ARCHIVE_NAME
 
 
-def backend():
-    return keras.backend.backend()
+def _data_missing_reason():
+    path = _archive_path()
+    if path.exists():
+        return None
+    return (
+        f"real CIFAR-10 data not found at {path}: place the shared/ folder "
+        "beside the repository or set REGKIT_SHARED_DATA"
+    )
 
 
-requires_tensorflow = pytest.mark.skipif(
-    keras.backend.backend() != "tensorflow",
-    reason="uses tf.data or jit_compile on the TensorFlow backend",
-)
+def _data_required():
+    return os.environ.get("REGKIT_REQUIRE_DATA", "") not in ("", "0")
 
 
-def _read_jpeg_subset(archive, per_class):
-    from PIL import Image
+def pytest_collection_modifyitems(config, items):
+    backend = keras.backend.backend()
+    tf_skip = pytest.mark.skip(
+        reason=f"needs the TensorFlow backend (KERAS_BACKEND={backend})"
+    )
+    for item in items:
+        if any(name in item.fixturenames for name in DATA_FIXTURES):
+            item.add_marker(pytest.mark.requires_data)
+        if backend != "tensorflow" and item.get_closest_marker(
+            "requires_tensorflow"
+        ):
+            item.add_marker(tf_skip)
 
-    images = {name: [] for name in CLASS_NAMES}
-    with tarfile.open(archive, "r:gz") as tar:
-        for member in tar:
-            if not member.isfile() or not member.name.endswith(".jpg"):
-                continue
-            parts = member.name.split("/")
-            cls, stem = parts[-2], parts[-1][:-4]
-            if cls not in images or int(stem) >= per_class:
-                continue
-            data = tar.extractfile(member).read()
-            with Image.open(io.BytesIO(data)) as img:
-                images[cls].append((int(stem), np.asarray(img.convert("RGB"))))
-    xs, ys = [], []
-    for label, name in enumerate(CLASS_NAMES):
-        for _, arr in sorted(images[name], key=lambda item: item[0]):
-            xs.append(arr)
-            ys.append(label)
-    return np.stack(xs).astype("uint8"), np.asarray(ys, dtype="int64")
+
+def pytest_runtest_setup(item):
+    if item.get_closest_marker("requires_data") is None:
+        return
+    reason = _data_missing_reason()
+    if reason is None:
+        return
+    if _data_required():
+        pytest.fail(f"REGKIT_REQUIRE_DATA=1 and {reason}", pytrace=False)
+    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")
 def cifar10_archive():
     """Path of the real CIFAR-10 training split (JPEG, folder per class)."""
-    path = shared_data_dir() / "cifar10_train_jpeg.tar.gz"
-    if not path.exists():
-        pytest.fail(
-            f"Real CIFAR-10 data not found at {path}. Place the shared/ folder "
-            "beside the repository or set REGKIT_SHARED_DATA."
-        )
-    return path
+    reason = _data_missing_reason()
+    if reason is not None:  # reached only through an unmarked fixture use
+        (pytest.fail if _data_required() else pytest.skip)(reason)
+    return _archive_path()
 
 
 @pytest.fixture(scope="session")
@@ -80,7 +86,7 @@ def cifar10_small(cifar10_archive):
     The order is shuffled with a fixed seed so any prefix is class-balanced
     on average.
     """
-    x, y = _read_jpeg_subset(cifar10_archive, per_class=100)
+    x, y = read_jpeg_subset(cifar10_archive, per_class=100)
     order = np.random.default_rng(0).permutation(len(x))
     return x[order], y[order]
 

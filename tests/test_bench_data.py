@@ -2,16 +2,16 @@
 
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from tests.data.test_cifar10 import PER_BATCH
-from tests.data.test_cifar10 import _write_batches
+from tests.helpers import PER_BATCH
+from tests.helpers import REPO_ROOT
+from tests.helpers import write_cifar_batches
 
-BENCH = Path(__file__).resolve().parents[1] / "bench"
+BENCH = REPO_ROOT / "bench"
 
 
 @pytest.fixture
@@ -26,7 +26,7 @@ def bench(monkeypatch, tmp_path):
 def test_test_split_trains_on_every_training_image(bench, tmp_path,
                                                    cifar10_small):
     x, y = cifar10_small
-    folder = _write_batches(tmp_path / "cifar-10-batches-py", x, y)
+    folder = write_cifar_batches(tmp_path / "cifar-10-batches-py", x, y)
     x_train, y_train, x_eval, y_eval = bench.benchmark_data(folder, "test")
     n = 5 * PER_BATCH
     np.testing.assert_array_equal(x_train, x[:n])
@@ -58,6 +58,7 @@ def test_test_split_of_a_source_without_one_names_the_fix(bench, tmp_path):
         bench.benchmark_data(tree.parent, "val")
 
 
+@pytest.mark.requires_tensorflow  # the benchmark trains through tf.data
 def test_the_command_line_rejects_it_before_training(tmp_path):
     tree = tmp_path / "tree" / "train" / "cat"
     tree.mkdir(parents=True)

@@ -10,7 +10,7 @@ from keras_regkit import constraints
 from keras_regkit.constraints import CenteredUnitNorm
 from keras_regkit.constraints import SpectralNormConstraint
 from keras_regkit.constraints import spectral_norm
-from tests.conftest import backend
+from tests.helpers import random_batch
 from tests.helpers import roundtrip_config
 from tests.helpers import save_and_reload
 
@@ -155,10 +155,11 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_trains_under_fit_and_reloads(cifar10_batch, tmp_path, case):
+def test_trains_under_fit_and_reloads(tmp_path, case):
     make_conv, make_head, check = CASES[case]
-    x, y = cifar10_batch
-    variants = [False, True] if backend() == "tensorflow" else [False]
+    x, y = random_batch()
+    variants = [False, True] if keras.backend.backend() == "tensorflow" else [
+        False]
     for jit in variants:
         model = _cnn(make_conv(), make_head())
         model.compile(optimizer=keras.optimizers.SGD(0.5), jit_compile=jit,

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import requires_tensorflow
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
@@ -27,7 +26,7 @@ def test_every_example_has_an_expected_output():
     assert {p.name for p in EXAMPLES} <= set(EXPECTED)
 
 
-@requires_tensorflow
+@pytest.mark.requires_tensorflow  # the examples train through tf.data
 @pytest.mark.slow
 @pytest.mark.parametrize("script", EXAMPLES, ids=lambda p: p.name)
 def test_example_runs_quick(script, tmp_path):

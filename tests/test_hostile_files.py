@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from keras_regkit import cli
-from keras_regkit.analysis._cli import load_model
+from keras_regkit.cli._common import load_model
 from keras_regkit.training.builder import ProductionModelBuilder
 from keras_regkit.data import load_cifar10
 from keras_regkit.models.presets import CapacityPreset
@@ -293,5 +293,5 @@ def test_no_code_path_turns_a_safety_off_by_itself():
                     last == "load" and keywords.get("allow_pickle") == "True"):
                 unsafe.append((file.name, name))
     # Only the loader behind --unsafe chooses, and only from the flag.
-    assert safe_modes == [("_cli.py", "not unsafe")]
+    assert safe_modes == [("_common.py", "not unsafe")]
     assert unsafe == []

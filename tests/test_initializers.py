@@ -6,6 +6,7 @@ import pytest
 import keras
 
 from keras_regkit.initializers import PartialDirac
+from tests.helpers import random_images
 from tests.helpers import save_and_reload
 
 
@@ -20,17 +21,16 @@ def _conv(filters, kernel_size, initializer):
 
 
 @pytest.mark.parametrize("kernel_size", [1, 3, 5])
-def test_first_filters_pass_the_input_channels_through(cifar10_batch,
-                                                       kernel_size):
-    x = cifar10_batch[0][:8]
+def test_first_filters_pass_the_input_channels_through(kernel_size):
+    x = random_images(8)
     out = _np(_conv(16, kernel_size, PartialDirac(seed=0))(x))
     np.testing.assert_allclose(out[..., :3], x, rtol=0, atol=1e-6)
     # The other filters are not identities.
     assert np.abs(out[..., 3:4] - x[..., :1]).max() > 0.1
 
 
-def test_fewer_filters_than_inputs_copy_the_first_channels(cifar10_batch):
-    x = cifar10_batch[0][:8]
+def test_fewer_filters_than_inputs_copy_the_first_channels():
+    x = random_images(8)
     out = _np(_conv(2, 3, PartialDirac(seed=0))(x))
     np.testing.assert_allclose(out, x[..., :2], rtol=0, atol=1e-6)
 
@@ -87,8 +87,8 @@ def test_config_round_trip(make):
     assert isinstance(by_name, PartialDirac)
 
 
-def test_model_using_it_saves_and_reloads(cifar10_batch, tmp_path):
-    x = cifar10_batch[0][:4]
+def test_model_using_it_saves_and_reloads(tmp_path):
+    x = random_images(4)
     inputs = keras.Input((32, 32, 3))
     model = keras.Model(inputs, _conv(8, 3, PartialDirac(seed=6))(inputs))
     reloaded = save_and_reload(model, tmp_path)

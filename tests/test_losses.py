@@ -14,7 +14,7 @@ from keras_regkit.losses import LabelSmoothingCrossEntropy
 from keras_regkit.losses import label_smoothing_cross_entropy
 from keras_regkit.losses import label_smoothing_loss
 from keras_regkit.losses import smooth_labels
-from tests.conftest import backend
+from tests.helpers import random_batch
 from tests.helpers import roundtrip_config
 from tests.helpers import save_and_reload
 
@@ -26,9 +26,9 @@ def _np(x):
 
 
 @pytest.fixture
-def cifar_logits(cifar10_batch):
-    """Logits of 64 real CIFAR-10 images under a fixed random projection."""
-    x, y = cifar10_batch
+def logits_and_labels():
+    """Logits of 64 images (with labels) under a fixed random projection."""
+    x, y = random_batch()
     proj = np.random.default_rng(0).normal(size=(32 * 32 * 3, 10))
     logits = (x.reshape(len(x), -1) - 0.5) @ proj / 20.0
     return logits.astype("float32"), y
@@ -45,8 +45,9 @@ def _keras_probs(logits):
 
 @pytest.mark.parametrize("from_logits", [True, False])
 @pytest.mark.parametrize("epsilon", [0.0, 0.1, 0.3])
-def test_one_hot_matches_keras_and_torch(cifar_logits, from_logits, epsilon):
-    logits, y = cifar_logits
+def test_one_hot_matches_keras_and_torch(logits_and_labels, from_logits,
+                                         epsilon):
+    logits, y = logits_and_labels
     one_hot = np.eye(10, dtype="float32")[y]
     pred = logits if from_logits else _np(ops.softmax(logits))
     ours = LabelSmoothingCrossEntropy(epsilon, from_logits=from_logits)
@@ -65,9 +66,9 @@ def test_one_hot_matches_keras_and_torch(cifar_logits, from_logits, epsilon):
 
 @pytest.mark.parametrize("from_logits", [True, False])
 @pytest.mark.parametrize("label_shape", ["flat", "column"])
-def test_integer_labels_match_torch_and_one_hot(cifar_logits, from_logits,
+def test_integer_labels_match_torch_and_one_hot(logits_and_labels, from_logits,
                                                 label_shape):
-    logits, y = cifar_logits
+    logits, y = logits_and_labels
     labels = y if label_shape == "flat" else y[:, None]
     pred = logits if from_logits else _np(ops.softmax(logits))
     loss = LabelSmoothingCrossEntropy(EPS, from_logits=from_logits,
@@ -85,8 +86,8 @@ def test_integer_labels_match_torch_and_one_hot(cifar_logits, from_logits,
 
 
 def test_soft_labels_are_plain_cross_entropy_of_smoothed_targets(
-        cifar_logits):
-    logits, y = cifar_logits
+        logits_and_labels):
+    logits, y = logits_and_labels
     eye = np.eye(10, dtype="float32")
     lam = np.random.default_rng(1).beta(0.4, 0.4, size=(64, 1))
     soft = (lam * eye[y] + (1 - lam) * eye[np.roll(y, 1)]).astype("float32")
@@ -137,8 +138,8 @@ def test_integer_path_never_builds_one_hot(monkeypatch):
     np.testing.assert_allclose(value, expected, rtol=1e-5)
 
 
-def test_channels_first_axis_matches_channels_last(cifar_logits):
-    logits, y = cifar_logits
+def test_channels_first_axis_matches_channels_last(logits_and_labels):
+    logits, y = logits_and_labels
     maps = logits.reshape(4, 16, 10).transpose(0, 2, 1)  # (4, 10, 16)
     labels = y.reshape(4, 16)
     first = label_smoothing_cross_entropy(labels, maps, EPS, True, axis=1)
@@ -147,8 +148,8 @@ def test_channels_first_axis_matches_channels_last(cifar_logits):
     np.testing.assert_allclose(_np(first), _np(last), rtol=1e-6)
 
 
-def test_seed_function_is_batch_mean(cifar_logits):
-    logits, y = cifar_logits
+def test_seed_function_is_batch_mean(logits_and_labels):
+    logits, y = logits_and_labels
     probs = _np(ops.softmax(logits))
     one_hot = np.eye(10, dtype="float32")[y]
     expected = keras.losses.CategoricalCrossentropy(label_smoothing=0.2)(
@@ -221,8 +222,8 @@ def test_integer_typed_one_hot_is_dense():
     np.testing.assert_allclose(value, -np.log(0.2), rtol=1e-6)
 
 
-def test_reduction_and_sample_weight(cifar_logits):
-    logits, y = cifar_logits
+def test_reduction_and_sample_weight(logits_and_labels):
+    logits, y = logits_and_labels
     per_sample = _np(LabelSmoothingCrossEntropy(
         from_logits=True, reduction="none")(y, logits))
     weights = np.linspace(0, 1, 64).astype("float32")
@@ -250,8 +251,8 @@ def _cifar_model(units=10):
                                                   activation="softmax")(x))
 
 
-def test_saturated_softmax_matches_keras_in_a_model(cifar10_batch):
-    x, y = cifar10_batch
+def test_saturated_softmax_matches_keras_in_a_model():
+    x, y = random_batch()
     model = _cifar_model()
     dense = model.layers[-1]
     dense.kernel.assign(_np(dense.kernel) * 400.0)  # saturate the softmax
@@ -267,8 +268,8 @@ def test_saturated_softmax_matches_keras_in_a_model(cifar10_batch):
 
 
 @pytest.mark.filterwarnings("ignore:Skipping variable loading")
-def test_keras_save_and_reload_compiled_model(cifar10_batch, tmp_path):
-    x, y = cifar10_batch
+def test_keras_save_and_reload_compiled_model(tmp_path):
+    x, y = random_batch()
     model = _cifar_model()
     model.compile(optimizer="adam", loss=LabelSmoothingCrossEntropy(0.2))
     before = model.evaluate(x, y, verbose=0)
@@ -280,7 +281,8 @@ def test_keras_save_and_reload_compiled_model(cifar10_batch, tmp_path):
 
 
 def _jit_variants():
-    return [False, True] if backend() == "tensorflow" else [False]
+    return [False, True] if keras.backend.backend() == "tensorflow" else [
+        False]
 
 
 @pytest.mark.slow

@@ -26,7 +26,8 @@ from keras_regkit.analysis.uncertainty import mc_dropout_prediction
 from keras_regkit.analysis.uncertainty import mutual_information
 from keras_regkit.analysis.uncertainty import predictive_entropy
 
-# Names that moved to `experiments` (they train models), or to the CLI.
+# Names that moved to `experiments` (they train models), or to the CLI
+# ("module:attribute" where the name changed).
 _MOVED = {
     "ABLATIONS": "keras_regkit.experiments.compare",
     "compare_ablations": "keras_regkit.experiments.compare",
@@ -34,8 +35,8 @@ _MOVED = {
     "progressive_regularization_search": "keras_regkit.experiments.search",
     "learning_curve": "keras_regkit.experiments.learning_curve",
     "plot_learning_curves": "keras_regkit.experiments.learning_curve",
-    "add_compare_parser": "keras_regkit.experiments.compare",
-    "add_diagnose_parser": "keras_regkit.experiments.compare",
+    "add_compare_parser": "keras_regkit.cli.compare:add_parser",
+    "add_diagnose_parser": "keras_regkit.cli.diagnose:add_parser",
 }
 
 __all__ = sorted([
@@ -59,10 +60,11 @@ __all__ = sorted([
 
 
 def __getattr__(name):
-    module = _MOVED.get(name)
-    if module is None:
+    target = _MOVED.get(name)
+    if target is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    module, _, attribute = target.partition(":")
+    value = getattr(importlib.import_module(module), attribute or name)
     globals()[name] = value
     return value
 

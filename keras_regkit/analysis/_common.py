@@ -92,11 +92,3 @@ def loss_and_accuracy(probs, labels):
     picked = probs[np.arange(len(labels)), labels]
     loss = float(-np.log(np.clip(picked, _EPS, 1.0)).mean())
     return loss, float((probs.argmax(axis=1) == labels).mean())
-
-
-def scale_images(x):
-    """uint8 images to float32 in [0, 1]; other arrays to float32."""
-    x = np.asarray(x)
-    if x.dtype == np.uint8:
-        return x.astype("float32") / 255.0
-    return x.astype("float32")

@@ -1,6 +1,6 @@
 """Reading a trained model's fit: overfitting, underfitting, over-regularization.
 
-The seed's three rules of thumb: `regularization_diagnosis` (a verdict from
+The reference recipe's three rules of thumb: `regularization_diagnosis` (a verdict from
 the train/validation gaps and the weight statistics),
 `quick_regularization_advice` (the same from four numbers) and
 `calculate_dropout_rate` (a starting dropout rate from layer and data size).
@@ -10,6 +10,7 @@ import keras
 import numpy as np
 
 from keras_regkit._validation import check_float, check_int
+from keras_regkit._walk import walk_layers
 from keras_regkit.analysis._common import loss_and_accuracy
 from keras_regkit.analysis._common import predict_with_labels
 
@@ -49,17 +50,8 @@ _TITLES = {
 }
 
 
-def _layers(model):
-    """Every layer of `model`, nested models flattened in order."""
-    for layer in model.layers:
-        if isinstance(layer, keras.Model):
-            yield from _layers(layer)
-        else:
-            yield layer
-
-
 def weight_statistics(model, zero_tol=1e-6):
-    """The seed's weight statistics over each layer's first trainable weight.
+    """The reference recipe's weight statistics over each layer's first trainable weight.
 
     Args:
         model: a Keras model (nested models are walked).
@@ -71,8 +63,8 @@ def weight_statistics(model, zero_tol=1e-6):
         `zero_fraction` (the fraction with |w| < `zero_tol`).
     """
     arrays = []
-    for layer in _layers(model):
-        # The first trainable weight (the seed's "first weight array"), so
+    for layer in walk_layers(model, wrapped=False, containers=False):
+        # The first trainable weight (the reference recipe's "first weight array"), so
         # state such as an MC-dropout switch or a seed never counts.
         weights = layer.trainable_weights
         if weights:
@@ -91,7 +83,7 @@ def weight_statistics(model, zero_tol=1e-6):
 def diagnosis_verdict(acc_gap, val_acc, zero_fraction, severe_gap=0.15,
                       overfit_gap=0.08, underfit_gap=0.02, underfit_acc=0.75,
                       zero_fraction_threshold=0.5):
-    """The seed's decision rule; the first matching verdict wins."""
+    """The reference recipe's decision rule; the first matching verdict wins."""
     if acc_gap > severe_gap:
         return "severe_overfitting"
     if acc_gap > overfit_gap:
@@ -232,7 +224,7 @@ def format_diagnosis(report):
 
 
 def quick_regularization_advice(train_acc, val_acc, train_loss, val_loss):
-    """The seed's decision tree from final accuracies and losses.
+    """The reference recipe's decision tree from final accuracies and losses.
 
     First match wins: accuracy gap > 0.15 or loss gap > 0.5 "SEVERE
     OVERFITTING"; accuracy gap > 0.08 or loss gap > 0.3 "OVERFITTING";
@@ -277,7 +269,7 @@ def quick_regularization_advice(train_acc, val_acc, train_loss, val_loss):
 
 
 def calculate_dropout_rate(layer_size, dataset_size):
-    """The seed's starting dropout rate for a layer.
+    """The reference recipe's starting dropout rate for a layer.
 
     Starts at 0.5; times 0.6 for a layer under 128 units, times 1.2 over
     512; times 1.3 for under 1,000 training examples, times 0.7 over

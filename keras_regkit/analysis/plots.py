@@ -5,13 +5,14 @@ renders them with Agg, nothing opens a window, the global matplotlib
 backend is left alone, and a figure is freed when no longer referenced.
 """
 
-import io
 import math
 
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-# The seed's dictionaries use train_loss / train_acc; Keras uses loss /
+from keras_regkit._atomic import atomic_write
+
+# The reference recipe's dictionaries use train_loss / train_acc; Keras uses loss /
 # accuracy. Each metric lists the keys accepted for it, preferred first.
 _KEYS = {
     "loss": ("loss", "train_loss"),
@@ -30,11 +31,7 @@ def new_figure(figsize, dpi=100):
 
 def save_figure(fig, path):
     """Writes `fig` as a PNG of exactly figsize x dpi pixels, atomically."""
-    from keras_regkit.training.runs._files import atomic_write_bytes
-
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    atomic_write_bytes(path, buffer.getvalue())
+    atomic_write(path, lambda f: fig.savefig(f, format="png"))
     return path
 
 
@@ -57,7 +54,7 @@ def _pick(data, name):
 
 
 def fit_verdict(train_acc, val_acc, gap_threshold=0.1, underfit_acc=0.7):
-    """The seed's reading of final accuracies: overfitting/underfitting/good."""
+    """The reference recipe's reading of final accuracies: overfitting/underfitting/good."""
     gap = train_acc - val_acc
     if gap > gap_threshold:
         return "overfitting"

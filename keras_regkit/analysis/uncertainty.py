@@ -14,6 +14,7 @@ import numpy as np
 
 from keras_regkit._validation import check_float, check_int, check_seed
 from keras_regkit._validation import invalid
+from keras_regkit._walk import walk_layers
 
 
 def dropout_layer_types():
@@ -60,13 +61,6 @@ def _shares_mask_across_batch(layer):
     return shape is not None and len(shape) > 0 and shape[0] is not None
 
 
-def _iter_models(model):
-    yield model
-    for layer in model.layers:
-        if isinstance(layer, keras.Model):
-            yield from _iter_models(layer)
-
-
 def mc_sampling_model(model, seed=None, layer_types=None):
     """Returns `(clone, vectorizable)`: `model` with dropout always on.
 
@@ -102,8 +96,8 @@ def mc_sampling_model(model, seed=None, layer_types=None):
     # Cloning a compiled model would compile the clone too (an optimizer
     # build, and a failure for unserializable losses); the clone only
     # predicts, so compilation is hidden while cloning.
-    compiled = [(m, m.compiled) for m in _iter_models(model)
-                if getattr(m, "compiled", False)]
+    compiled = [(m, m.compiled) for m in walk_layers(model, wrapped=False)
+                if isinstance(m, keras.Model) and getattr(m, "compiled", False)]
     try:
         for m, _ in compiled:
             m.compiled = False

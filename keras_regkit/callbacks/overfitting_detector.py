@@ -1,18 +1,19 @@
 """OverfittingDetector: declares the epoch where overfitting started."""
 
 import json
-import math
 import os
 import warnings
 
 import keras
 
+from keras_regkit._atomic import atomic_write_text
 from keras_regkit._registry import register
 from keras_regkit._validation import check_choice
 from keras_regkit._validation import check_float
 from keras_regkit._validation import check_int
 from keras_regkit._validation import check_non_negative
 from keras_regkit._validation import invalid
+from keras_regkit.callbacks._monitor import Monitor
 
 _ACCURACY_NAMES = ("accuracy", "acc", "sparse_categorical_accuracy",
                    "categorical_accuracy", "binary_accuracy")
@@ -88,12 +89,13 @@ def epoch_signals(record, history, threshold, acc_threshold, min_delta):
     acc_gap = None
     if record["accuracy"] is not None and record["val_accuracy"] is not None:
         acc_gap = record["accuracy"] - record["val_accuracy"]
-    earlier = [r["val_loss"] for r in history if not math.isnan(r["val_loss"])]
-    improved = not earlier or val_loss < min(earlier) - min_delta
+    monitor = Monitor("val_loss", "min", min_delta)
+    best = monitor.best_of([r["val_loss"] for r in history])
+    improved = monitor.improved(val_loss, best)
     rising = False
     if history and history[-1]["epoch"] == record["epoch"] - 1:
         previous = history[-1]
-        rising = (val_loss > previous["val_loss"] + min_delta
+        rising = (monitor.worsened(val_loss, previous["val_loss"])
                   and loss < previous["loss"])
     gap = loss_gap > threshold
     if acc_threshold is not None and acc_gap is not None:
@@ -110,7 +112,7 @@ class OverfittingDetector(keras.callbacks.Callback):
     At each epoch end it reads the training and validation loss
     (and accuracy, under whatever name the model compiled it). An epoch
     signals when the relative loss gap `(val_loss - loss) / loss` exceeds
-    `threshold` (the seed's `val_loss > loss * (1 + threshold)`) or the
+    `threshold` (the reference recipe's `val_loss > loss * (1 + threshold)`) or the
     accuracy gap exceeds `acc_threshold` while the validation loss did not
     improve on its best by more than `min_delta` (a gap while validation
     still improves is the ordinary generalization gap, not overfitting),
@@ -225,15 +227,9 @@ class OverfittingDetector(keras.callbacks.Callback):
     def _save_state(self):
         if self.state_path is None:
             return
-        tmp = f"{self.state_path}.tmp"
         try:
-            folder = os.path.dirname(os.path.abspath(self.state_path))
-            os.makedirs(folder, exist_ok=True)
-            with open(tmp, "w") as f:
-                json.dump({"version": 1, "records": self.records}, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.state_path)
+            atomic_write_text(self.state_path, json.dumps(
+                {"version": 1, "records": self.records}))
         except OSError as error:
             warnings.warn(f"OverfittingDetector could not write its state "
                           f"to {self.state_path!r}: {error}", stacklevel=2)

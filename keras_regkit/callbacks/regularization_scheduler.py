@@ -8,11 +8,11 @@ import warnings
 import keras
 
 from keras_regkit._registry import register
+from keras_regkit._walk import walk_layers
 from keras_regkit._validation import check_choice
 from keras_regkit._validation import check_int
 from keras_regkit._validation import invalid
 from keras_regkit.callbacks.weight_monitor import check_layer_names
-from keras_regkit.callbacks.weight_monitor import walk_layers
 
 # Attributes that hold a regularizer's strength, by convention: Keras's
 # L1/L2/L1L2 (`l1`, `l2`), OrthogonalRegularizer (`factor`), keras_regkit's
@@ -119,7 +119,7 @@ class RegularizationScheduler(keras.callbacks.Callback):
             Defaults to `None`.
         verbose: 1 prints each change. Defaults to `0`.
 
-    Example (the seed's recipe: learning rate x0.1 every 30 epochs, L2
+    Example (the reference recipe's recipe: learning rate x0.1 every 30 epochs, L2
     scaled by initial_lr / current_lr to keep the effective decay):
 
     >>> lr = lambda epoch: 1e-3 * 0.1 ** (epoch // 30)

@@ -8,27 +8,13 @@ import keras
 import numpy as np
 
 from keras_regkit._registry import register
+from keras_regkit._walk import walk_layers
 from keras_regkit._validation import check_float
 from keras_regkit._validation import check_int
 from keras_regkit._validation import check_positive
 from keras_regkit._validation import invalid
 
 STAT_NAMES = ("l2_norm", "mean_abs", "zero_fraction", "update_ratio")
-
-
-def walk_layers(model):
-    """Yields `model` and every layer nested in it (sub-models, wrappers)."""
-    seen, stack = set(), [model]
-    while stack:
-        layer = stack.pop(0)
-        if id(layer) in seen:
-            continue
-        seen.add(id(layer))
-        yield layer
-        stack.extend(getattr(layer, "layers", None) or [])
-        inner = getattr(layer, "layer", None)
-        if isinstance(inner, keras.layers.Layer):
-            stack.append(inner)
 
 
 def kernel_layers(model, names=None):

@@ -6,8 +6,8 @@ import warnings
 import keras
 
 from keras_regkit._registry import register
+from keras_regkit._walk import walk_layers
 from keras_regkit._validation import check_int
-from keras_regkit.callbacks.weight_monitor import walk_layers
 from keras_regkit.layers.whitening import PatchWhitening
 
 

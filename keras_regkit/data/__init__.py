@@ -13,6 +13,7 @@ from keras_regkit.data.array_loader import ArrayLoader
 from keras_regkit.data.augmentation import AUGMENTATION_POLICIES
 from keras_regkit.data.augmentation import augmentation_model_layers
 from keras_regkit.data.augmentation import get_augmentation
+from keras_regkit.data.augmentation import reference_augmentation
 from keras_regkit.data.augmentation import seed_augmentation
 from keras_regkit.data.cifar10 import CLASS_NAMES
 from keras_regkit.data.cifar10 import load_cifar10
@@ -44,6 +45,7 @@ __all__ = [
     "make_dataset",
     "mix_batch",
     "mixup",
+    "reference_augmentation",
     "seed_augmentation",
 ]
 

@@ -16,65 +16,14 @@ from keras_regkit._validation import check_choice
 from keras_regkit._validation import check_int
 from keras_regkit._validation import check_seed
 from keras_regkit._validation import invalid
+from keras_regkit.data._checks import check_images
+from keras_regkit.data._checks import check_labels
 from keras_regkit.data.flips import alternating_flip_mask
 from keras_regkit.data.flips import flip_images
 
 LOADER_AUGMENTATIONS = ("none", "flip", "alternating_flip",
                         "flip_translate2", "alternating_flip_translate2")
 TRANSLATE_PIXELS = 2
-
-
-def _check_images(x, normalize, spatial):
-    x = np.asarray(x)
-    if x.ndim == 0 or x.shape[0] == 0 or x.size == 0:
-        raise invalid("x", f"<array of shape {x.shape}>", "a non-empty array")
-    if spatial and x.ndim != 4:
-        raise invalid("x", f"<array of shape {x.shape}>",
-                      "images of shape (N, height, width, channels) when "
-                      "augmenting or mixing")
-    if x.dtype != np.uint8 and x.dtype.kind != "f":
-        raise invalid("x", f"<array of dtype {x.dtype}>",
-                      "uint8 images or float images")
-    if x.dtype.kind == "f":
-        if not np.isfinite(x).all():
-            raise invalid("x", "<array with NaN or inf>", "finite values")
-        if normalize and (x.min() < 0.0 or x.max() > 1.0):
-            raise invalid("x", f"<float array in [{x.min():g}, {x.max():g}]>",
-                          "float images in [0, 1] (or uint8 images) when "
-                          "normalize=True")
-    return x
-
-
-def _check_labels(y, n, num_classes):
-    """Returns labels: one-hot float32 (num_classes given) or int32 (N,)."""
-    y = np.asarray(y)
-    if y.ndim == 0 or len(y) != n:
-        raise invalid("y", f"<{y.size} labels>", f"one label per image ({n})")
-    if y.dtype.kind not in "iuf" or y.ndim > 2:
-        raise invalid("y", f"<array of shape {y.shape}, dtype {y.dtype}>",
-                      "integer labels (N,) or (N, 1), or one-hot labels "
-                      "(N, K)")
-    if y.ndim == 2 and y.shape[1] > 1:  # one-hot or soft labels
-        y = y.astype(np.float32)
-        rows_ok = np.all(y >= 0) and np.allclose(y.sum(axis=1), 1.0, atol=1e-3)
-        if not np.isfinite(y).all() or not rows_ok:
-            raise invalid("y", "<label rows>", "one-hot or soft label rows: "
-                          "non-negative and summing to 1")
-        if num_classes is not None and y.shape[1] != num_classes:
-            raise invalid("num_classes", num_classes,
-                          f"{y.shape[1]}, the width of the one-hot labels `y`")
-        return y
-    y = y.reshape(-1)
-    if y.dtype.kind == "f" and not np.all(np.mod(y, 1) == 0):
-        raise invalid("y", "<non-integer labels>", "integer class indices")
-    high = "inf" if num_classes is None else num_classes - 1
-    if y.min() < 0 or (num_classes is not None and y.max() >= num_classes):
-        raise invalid("y", f"<labels in [{y.min():g}, {y.max():g}]>",
-                      f"class indices in [0, {high}]")
-    y = y.astype(np.int32)
-    if num_classes is None:
-        return y
-    return np.eye(num_classes, dtype=np.float32)[y]
 
 
 def _check_channel_stats(name, value, channels, positive):
@@ -193,8 +142,8 @@ class ArrayLoader(keras.utils.PyDataset):
             raise invalid("normalize", normalize, "True or False")
         self.normalize = bool(normalize)
         augmenting = self.training and self.augmentation != "none"
-        self.x = _check_images(x, self.normalize, spatial=augmenting)
-        self.y = _check_labels(y, len(self.x), num_classes)
+        self.x = check_images(x, self.normalize, spatial=augmenting)
+        self.y = check_labels(y, len(self.x), num_classes)
         channels = self.x.shape[-1] if self.x.ndim == 4 else 1
         self.mean = _check_channel_stats("mean", mean, channels, False)
         self.std = _check_channel_stats("std", std, channels, True)

@@ -70,7 +70,7 @@ def get_augmentation(name, seed=None):
     - `"flip_translate"`: flip, then a shift of up to 4 pixels each way with
       reflected borders (the airbench recipe for CIFAR-10).
     - `"light"`: flip and translation by up to 10%.
-    - `"standard"`: the seed's five layers: horizontal flip, rotation 0.1
+    - `"standard"`: the reference recipe's five layers: horizontal flip, rotation 0.1
       (of a full turn), zoom 0.1, translation 0.1 x 0.1, contrast 0.1.
     - `"strong"`: flip, rotation 0.15, zoom 0.2, translation 0.15,
       contrast 0.2, and random erasing of one patch in half the images
@@ -109,8 +109,10 @@ def get_augmentation(name, seed=None):
     return keras.Sequential(_policy_layers(name, layer_seeds(seed)))
 
 
-def seed_augmentation(seed=None):
-    """The seed's `get_data_augmentation()` layer (the "standard" policy).
+def reference_augmentation(seed=None):
+    """The reference recipe's augmentation layer (the "standard" policy).
+
+    What the reference recipe's `get_data_augmentation()` returns.
 
     Args:
         seed: base seed of the five layers. Defaults to `None`.
@@ -120,6 +122,10 @@ def seed_augmentation(seed=None):
         RandomZoom(0.1), RandomTranslation(0.1, 0.1), RandomContrast(0.1).
     """
     return get_augmentation("standard", seed=seed)
+
+
+# The name this function had before 0.1.0's layout redesign.
+seed_augmentation = reference_augmentation
 
 
 def augmentation_model_layers(augmentation, seed=None):

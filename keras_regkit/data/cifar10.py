@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_regkit._atomic import atomic_path
 from keras_regkit._validation import check_seed
 from keras_regkit.data import _formats
 from keras_regkit.data._formats import CLASS_NAMES
@@ -126,12 +127,9 @@ def _load_cached(path):
 def _save_cached(path, splits):
     (x_train, y_train), (x_test, y_test), has_test = splits
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz")
-        with os.fdopen(handle, "wb") as out:
-            np.savez(out, x_train=x_train, y_train=y_train, x_test=x_test,
+        with atomic_path(path, suffix=".npz") as tmp:
+            np.savez(tmp, x_train=x_train, y_train=y_train, x_test=x_test,
                      y_test=y_test, has_test=has_test)
-        os.replace(tmp, path)
     except OSError as error:
         warnings.warn(f"Could not write the cache {path}: {error}",
                       stacklevel=3)

@@ -17,8 +17,8 @@ from keras_regkit._validation import check_int
 from keras_regkit._validation import check_non_negative
 from keras_regkit._validation import check_seed
 from keras_regkit._validation import invalid
-from keras_regkit.data.array_loader import _check_images
-from keras_regkit.data.array_loader import _check_labels
+from keras_regkit.data._checks import check_images
+from keras_regkit.data._checks import check_labels
 from keras_regkit.data.augmentation import augmentation_model_layers
 from keras_regkit.data.augmentation import get_augmentation
 from keras_regkit.data.flips import tf_alternating_flip
@@ -228,8 +228,8 @@ def make_dataset(x, y, batch_size, training, augmentation=None, mix=None,
         drop = training if drop_remainder is None else bool(drop_remainder)
         batches, take = dataset.batch(batch_size, drop_remainder=drop), None
     else:
-        x = _check_images(x, normalize, spatial=augmenting or mixing)
-        y_array = _check_labels(y, len(x), num_classes)
+        x = check_images(x, normalize, spatial=augmenting or mixing)
+        y_array = check_labels(y, len(x), num_classes)
         image_shape = x.shape[1:]
         if drop_remainder is None:
             drop_remainder = training and len(x) >= batch_size

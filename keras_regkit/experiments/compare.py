@@ -14,12 +14,15 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_regkit.training.runs._files import atomic_write_json, atomic_write_text
+from keras_regkit._atomic import atomic_write_json, atomic_write_text
+from keras_regkit._choices import ABLATION_NAMES
 from keras_regkit._validation import check_int, check_seed
 from keras_regkit.analysis._common import integer_labels
 from keras_regkit.analysis.plots import plot_validation_curves
 
-ABLATIONS = {
+# The preset fields each ablation switches off, keyed (and ordered) by the
+# names in `_choices.ABLATION_NAMES`, which `regkit compare --help` lists.
+_SWITCHED_OFF = {
     "dropout": {"dropout_dense": 0.0, "dropout_conv": 0.0},
     "l2": {"weight_decay": 0.0, "l2": 0.0},
     "augmentation": {"augmentation": "none", "mixup_alpha": 0.0,
@@ -28,6 +31,7 @@ ABLATIONS = {
     "batch_norm": {"batch_norm": False},
     "max_norm": {"max_norm": None},
 }
+ABLATIONS = {name: _SWITCHED_OFF[name] for name in ABLATION_NAMES}
 COLUMNS = ("run", "changes", "train_acc", "val_acc", "gap", "val_loss",
            "delta_val_acc", "epochs", "time_s")
 
@@ -203,16 +207,3 @@ def _write(out_dir, records, histories, labels, table, preset_name):
                                          "histories": histories})
     return files
 
-
-def add_compare_parser(subparsers):
-    """Adds `regkit compare` to an argparse subparsers object."""
-    from keras_regkit.analysis import _cli
-
-    return _cli.add_compare(subparsers)
-
-
-def add_diagnose_parser(subparsers):
-    """Adds `regkit diagnose` to an argparse subparsers object."""
-    from keras_regkit.analysis import _cli
-
-    return _cli.add_diagnose(subparsers)

@@ -48,7 +48,7 @@ def learning_curve(model, X, y, X_val=None, y_val=None, train_sizes=None,
         X_val: validation inputs. Defaults to `None` (hold out
             `validation_fraction` of `X`).
         y_val: validation labels. Defaults to `None`.
-        train_sizes: fractions in (0, 1]. Defaults to `None` (the seed's
+        train_sizes: fractions in (0, 1]. Defaults to `None` (the reference recipe's
             0.1, 0.2, ..., 1.0).
         n_repeats: trainings per size (for the std band). Defaults to `3`.
         epochs: epochs per training. Defaults to `10`.
@@ -112,7 +112,7 @@ def plot_learning_curves(model, X, y, X_val=None, y_val=None,
 
     Trains as `learning_curve` does (arguments are the same) and plots the
     training and validation accuracy with their standard-deviation bands.
-    With `verbose`, prints the final gap and the seed's verdict (gap > 0.1
+    With `verbose`, prints the final gap and the reference recipe's verdict (gap > 0.1
     overfitting, else validation accuracy < 0.7 underfitting).
 
     Args:

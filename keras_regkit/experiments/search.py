@@ -1,4 +1,4 @@
-"""The seed's progressive regularization search: a ladder of L2 and dropout.
+"""The reference recipe's progressive regularization search: a ladder of L2 and dropout.
 
 Each rung trains the same small MLP with more regularization; the table
 shows where the train/validation gap closes without losing accuracy.
@@ -12,7 +12,8 @@ import numpy as np
 
 from keras_regkit._validation import check_float, check_int, check_seed
 from keras_regkit._validation import check_non_negative, check_rate, invalid
-from keras_regkit.analysis._common import integer_labels, scale_images
+from keras_regkit._images import to_float_images
+from keras_regkit.analysis._common import integer_labels
 
 LADDER = (
     {"name": "No regularization", "l2": 0.0, "dropout": 0.0},
@@ -43,7 +44,7 @@ def _check_configs(configs):
 
 def build_search_mlp(input_shape, num_classes, l2, dropout,
                      hidden_units=(256, 128)):
-    """The seed's MLP: Flatten -> [Dense -> Dropout] x 2 -> softmax.
+    """The reference recipe's MLP: Flatten -> [Dense -> Dropout] x 2 -> softmax.
 
     Args:
         input_shape: shape of one example.
@@ -83,7 +84,7 @@ def format_table(records, best=None):
 
 
 def select_best(records, min_val_acc=0.7):
-    """The seed's choice: smallest gap among val_acc > `min_val_acc`.
+    """The reference recipe's choice: smallest gap among val_acc > `min_val_acc`.
 
     When no record passes, the one with the highest validation accuracy.
 
@@ -103,7 +104,7 @@ def progressive_regularization_search(X_train, y_train, X_val, y_val,
                                       patience=5, hidden_units=(256, 128),
                                       learning_rate=1e-3, min_val_acc=0.7,
                                       seed=None, verbose=0):
-    """Trains the seed's ladder of L2/dropout settings and tabulates them.
+    """Trains the reference recipe's ladder of L2/dropout settings and tabulates them.
 
     Each config trains `build_search_mlp` with Adam and EarlyStopping on
     `val_loss` (`patience`, best weights restored) for up to `epochs`;
@@ -149,7 +150,7 @@ def progressive_regularization_search(X_train, y_train, X_val, y_val,
     min_val_acc = check_float("min_val_acc", min_val_acc, 0.0, 1.0,
                               high_inclusive=True)
     seed = check_seed("seed", seed)
-    X_train, X_val = scale_images(X_train), scale_images(X_val)
+    X_train, X_val = to_float_images(X_train), to_float_images(X_val)
     y_train, y_val = np.asarray(y_train), np.asarray(y_val)
     sparse = y_train.ndim == 1 or y_train.shape[-1] == 1
     if sparse:

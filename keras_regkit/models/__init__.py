@@ -2,6 +2,8 @@
 
 from types import MappingProxyType
 
+from keras_regkit._validation import check_choice
+from keras_regkit._validation import invalid
 from keras_regkit.models.cnn import build_cnn
 from keras_regkit.models.fast_net import build_fast_net
 from keras_regkit.models.mlp import build_mlp
@@ -49,11 +51,12 @@ def build_backbone(input_shape, num_classes, preset="medium",
     """
     preset = get_preset(preset)
     architecture = architecture or preset.architecture
-    if architecture not in ARCHITECTURES:
-        valid = ", ".join(repr(key) for key in ARCHITECTURES)
-        raise ValueError(
-            f"Unknown architecture: {architecture!r}. Expected one of {valid}."
-        )
+    check_choice("architecture", architecture, ARCHITECTURE_NAMES)
+    shape = tuple(input_shape) if isinstance(input_shape, (list, tuple)) else ()
+    if architecture != "mlp" and len(shape) != 3:
+        raise invalid("input_shape", input_shape,
+                      f"(height, width, channels) for architecture="
+                      f"{architecture!r}")
     build = ARCHITECTURES[architecture]
     return build(input_shape, num_classes, preset, name=name)
 

@@ -52,7 +52,7 @@ def conv_kernel_regularizer(preset):
 def dense_kernel_regularizer(preset):
     """L2(10 * l2) for hidden Dense kernels in `"l2"` mode, else None.
 
-    The seed weights the Dense penalty ten times the conv one; in
+    The reference recipe weights the Dense penalty ten times the conv one; in
     `"decoupled"` mode the optimizer's weight decay replaces it.
     """
     if preset.weight_decay_mode != "l2" or preset.l2 == 0:

@@ -1,6 +1,6 @@
-"""The seed's CNN, generalized to any number of stages.
+"""The reference CNN, generalized to any number of stages.
 
-For the `"medium"` preset this is exactly the seed's layer sequence:
+For the `"medium"` preset this is exactly the reference recipe's layer sequence:
 
     block1: Conv 64 -> BN -> ReLU -> SpatialDropout(0.2)
             Conv 64 -> BN -> ReLU -> MaxPool -> SpatialDropout(0.2)
@@ -24,7 +24,7 @@ from keras_regkit.models.presets import get_preset
 
 
 def stage_dropout_rate(preset, stage_index):
-    """The seed's spatial dropout rate for stage `stage_index` (from 0)."""
+    """The reference recipe's spatial dropout rate for stage `stage_index` (from 0)."""
     return preset.dropout_conv * (1 + 0.5 * stage_index)
 
 
@@ -93,7 +93,7 @@ def check_conv_dropout(preset):
 
 
 def build_cnn(input_shape, num_classes, preset="medium", name=None):
-    """Builds the seed's CNN for a capacity preset.
+    """Builds the reference CNN for a capacity preset.
 
     Args:
         input_shape: `(height, width, channels)`, e.g. `(32, 32, 3)`.

@@ -21,6 +21,7 @@ scale airbench's learning rates were tuned for.
 import keras
 import numpy as np
 
+from keras_regkit._images import to_float_images
 from keras_regkit._validation import check_positive
 from keras_regkit.initializers import PartialDirac
 from keras_regkit.layers.scaled_bias import ScaledBias
@@ -191,9 +192,8 @@ def adapt_fast_net(model, images, max_images=WHITENING_IMAGES):
               if isinstance(layer, PatchWhitening)]
     if not layers:
         return 0
-    images = np.asarray(images)[:int(check_positive("max_images", max_images))]
-    if images.dtype == np.uint8:
-        images = images.astype("float32") / 255.0
+    images = to_float_images(
+        np.asarray(images)[:int(check_positive("max_images", max_images))])
     for layer in layers:
         feeder = keras.Model(model.inputs, layer.input)
         seen = keras.ops.convert_to_numpy(

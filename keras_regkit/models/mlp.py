@@ -1,6 +1,6 @@
 """A multilayer perceptron backbone.
 
-The seed's builder accepted `architecture="mlp"` but never defined it; this
+The reference recipe's builder accepted `architecture="mlp"` but never defined it; this
 is that model: Flatten, then one Dense block per entry of
 `preset.dense_units`, then a softmax classifier.
 """

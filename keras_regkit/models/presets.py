@@ -8,13 +8,13 @@ with a message that lists what is allowed.
 import dataclasses
 import os
 import re
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
 
 import yaml
 
+from keras_regkit._atomic import atomic_write_text
 from keras_regkit._choices import ARCHITECTURE_NAMES
 from keras_regkit._choices import AUGMENTATION_POLICIES as AUGMENTATIONS
 from keras_regkit._choices import LR_SCHEDULES
@@ -108,21 +108,21 @@ _CHECKS = {
 class CapacityPreset:
     """Model width and depth together with the regularization they need.
 
-    Every field but `name` defaults to the `"medium"` preset (the seed's
+    Every field but `name` defaults to the `"medium"` preset (the reference recipe's
     CNN). Lists become tuples; ints are accepted for float fields. The
     fields are documented one by one in `configs/medium.yaml`.
 
-    Weight decay: `l2` (the seed's value) goes into kernel regularizers
+    Weight decay: `l2` (the reference recipe's value) goes into kernel regularizers
     (convs `l2`, hidden Dense `10 * l2`) only when `weight_decay_mode` is
     `"l2"`; with `"decoupled"` (the default) the optimizer applies
     `weight_decay` (`w -= learning_rate * weight_decay * w` each step)
     and no kernel carries L2, so the penalty is never applied twice. Under
-    Adam a coupled L2 gradient is rescaled per weight, so the seed's values
+    Adam a coupled L2 gradient is rescaled per weight, so the reference recipe's values
     have no exact decoupled equivalent: the presets use AdamW-scale
     coefficients (Loshchilov and Hutter 2019) that rise with capacity like
-    the seed's: small 0.01, medium 0.05, large 0.1.
+    the reference recipe's: small 0.01, medium 0.05, large 0.1.
 
-    `lr_schedule`: `"constant"`; `"plateau"` (the seed's ReduceLROnPlateau:
+    `lr_schedule`: `"constant"`; `"plateau"` (the reference recipe's ReduceLROnPlateau:
     factor 0.5, patience `early_stopping_patience // 3`, floor
     `min_learning_rate`); `"cosine"` (to `min_learning_rate` over
     `epochs`); `"warmup_cosine"` (linear warm-up over `warmup_epochs`, then
@@ -196,7 +196,7 @@ class CapacityPreset:
 
     @property
     def reg_config(self):
-        """The seed's `reg_config` mapping (a fresh dict, six keys)."""
+        """The reference recipe's `reg_config` mapping (a fresh dict, six keys)."""
         return {key: getattr(self, key) for key in REG_CONFIG_KEYS}
 
     @property
@@ -252,18 +252,7 @@ class CapacityPreset:
     def to_yaml(self, path):
         """Writes the preset to `path` atomically (temp file, then rename)."""
         path = Path(path)
-        text = yaml.safe_dump(self.to_dict(), sort_keys=False)
-        handle, temp = tempfile.mkstemp(
-            dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
-        )
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as stream:
-                stream.write(text)
-            os.replace(temp, path)
-        except BaseException:
-            if os.path.exists(temp):
-                os.remove(temp)
-            raise
+        atomic_write_text(path, yaml.safe_dump(self.to_dict(), sort_keys=False))
         return path
 
 
@@ -277,7 +266,7 @@ def _check_keys(config):
         )
 
 
-# small and medium keep the seed's plateau schedule; large (wider and deeper,
+# small and medium keep the reference recipe's plateau schedule; large (wider and deeper,
 # under MixUp, strong augmentation and heavy dropout, whose noisy validation
 # loss makes plateau cuts erratic) warms up, then follows a cosine; fast is
 # airbench-like: batch 1024, 10 epochs, Nesterov SGD, one cycle, label

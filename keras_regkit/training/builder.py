@@ -3,7 +3,7 @@
 The builder is a facade: the preset (`models/presets.py`) fixes width, depth
 and regularization together; a backbone (`models/*.py`) builds the network;
 `data/pipeline.py` feeds it through tf.data with per-batch augmentation; the
-callbacks watch and save the run. The seed's usage runs unchanged:
+callbacks watch and save the run. The reference recipe's usage runs unchanged:
 
     builder = ProductionModelBuilder((32, 32, 3), 10, model_capacity="medium")
     model, history = builder.train(X_train, y_train, X_val, y_val,
@@ -12,35 +12,28 @@ callbacks watch and save the run. The seed's usage runs unchanged:
 
 import contextlib
 import time
-from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_regkit.training.runs import _resume, _files as _run_files
-from keras_regkit.training.runs._folder import (  # noqa: F401 (RUN_FILES)
-    RUN_FILES,
-    finish_run,
-    prepare_run_dir,
-    tensorboard_available,
-)
 from keras_regkit._choices import AUGMENT_ON
 from keras_regkit._validation import check_choice, check_int, check_seed, invalid
+from keras_regkit.callbacks import NaNGuard
 from keras_regkit.callbacks import OverfittingDetector
 from keras_regkit.data.augmentation import get_augmentation
 from keras_regkit.data.pipeline import make_dataset
-from keras_regkit.losses import LabelSmoothingCrossEntropy
-from keras_regkit.metrics import TopKAccuracy
-from keras_regkit.models import ARCHITECTURES
+from keras_regkit.models import build_backbone
 from keras_regkit.models.fast_net import adapt_fast_net
 from keras_regkit.models.presets import get_preset
+from keras_regkit.training.evaluation import evaluate_model
+from keras_regkit.training.evaluation import predict_probabilities
 from keras_regkit.training.precision import resolve_precision
 from keras_regkit.training.recipe import NO_DECAY_NAMES  # noqa: F401 (re-export)
-from keras_regkit.training.recipe import make_optimizer
+from keras_regkit.training.recipe import compile_for_preset
 from keras_regkit.training.recipe import trick_callbacks
-from keras_regkit.schedules import make_learning_rate
-from keras_regkit.training.tta import tta_predict
+from keras_regkit.training.runs import RunFolder
+from keras_regkit.training.runs import tensorboard_available
 
 
 
@@ -97,7 +90,7 @@ class ProductionModelBuilder:
 
     @property
     def reg_config(self):
-        """The seed's regularization mapping for this preset."""
+        """The reference recipe's regularization mapping for this preset."""
         return dict(self.preset.reg_config)
 
     def _scope(self):
@@ -112,21 +105,17 @@ class ProductionModelBuilder:
     def build_model(self, architecture=None):
         """Builds the preset's functional model (uncompiled).
 
+        The backbone comes from `keras_regkit.models.build_backbone`, built
+        in the strategy's scope and under the builder's precision.
+
         Args:
             architecture: `"cnn"`, `"mlp"`, `"resnet"` or `"fast"`. Defaults
                 to the preset's architecture.
         """
-        architecture = architecture or self.preset.architecture
-        check_choice("architecture", architecture, tuple(ARCHITECTURES))
-        if architecture != "mlp" and len(self.input_shape) != 3:
-            raise invalid("input_shape", self.input_shape,
-                          f"(height, width, channels) for architecture="
-                          f"{architecture!r}")
         self._seed_all()
         with self._scope(), self.precision.policy_scope():
-            model = ARCHITECTURES[architecture](
-                self.input_shape, self.num_classes, self.preset
-            )
+            model = build_backbone(self.input_shape, self.num_classes,
+                                   self.preset, architecture)
             if self.precision.name == "float32":
                 return model
             # Mixed precision: probabilities leave the model in float32, so
@@ -136,9 +125,6 @@ class ProductionModelBuilder:
             )(model.output)
             return keras.Model(model.input, outputs, name=model.name)
 
-    def _optimizer(self, learning_rate):
-        return make_optimizer(self.preset, learning_rate)
-
     def compile_model(self, model, learning_rate=0.001, steps_per_epoch=None,
                       epochs=None, jit_compile="auto"):
         """Compiles `model` with the preset's loss, optimizer and metrics.
@@ -147,34 +133,28 @@ class ProductionModelBuilder:
         one-hot or MixUp/CutMix soft labels alike. Optimizer: AdamW (or SGD)
         with decoupled weight decay when the preset's `weight_decay_mode` is
         `"decoupled"` (the backbone then carries no L2 penalty), so the
-        same penalty is never applied twice. Metrics, in the seed's order:
+        same penalty is never applied twice. Metrics, in the reference recipe's order:
         `accuracy`, `top5_accuracy`.
 
         Args:
             model: a Keras model.
             learning_rate: base learning rate; `None` takes the preset's.
-                Defaults to `0.001` (the seed's).
+                Defaults to `0.001` (the reference recipe's).
             steps_per_epoch: steps per epoch, for the preset's schedule.
                 Defaults to `None` (constant rate).
-            epochs: epochs, for the preset's schedule. Defaults to `None`.
+            epochs: epochs of the schedule; `None` takes the preset's.
+                Defaults to `None`.
             jit_compile: passed to `Model.compile`. Defaults to `"auto"`.
+
+        This is `keras_regkit.training.recipe.compile_for_preset` in the
+        strategy's scope, with the reference recipe's default learning
+        rate: one recipe serves the builder and TensorFlow-free training.
         """
-        preset = self.preset
-        lr = preset.learning_rate if learning_rate is None else learning_rate
-        lr = make_learning_rate(
-            preset.lr_schedule, lr, steps_per_epoch, epochs,
-            preset.warmup_epochs, preset.min_learning_rate,
-        )
         with self._scope():
-            model.compile(
-                optimizer=self._optimizer(lr),
-                loss=LabelSmoothingCrossEntropy(epsilon=preset.label_smoothing),
-                metrics=[
-                    "accuracy", TopKAccuracy(min(5, self.num_classes)),
-                ],
-                jit_compile=jit_compile,
-            )
-        return model
+            return compile_for_preset(
+                model, self.preset, self.num_classes,
+                learning_rate=learning_rate, steps_per_epoch=steps_per_epoch,
+                epochs=epochs, jit_compile=jit_compile)
 
     def get_callbacks(self, log_dir="./logs", run_dir=None, validation=True):
         """The preset's callbacks.
@@ -184,7 +164,7 @@ class ProductionModelBuilder:
         preset uses Lookahead), `Lookahead` and `WhiteningBiasFreezer` when
         the preset asks for them, ReduceLROnPlateau when the preset's
         schedule is "plateau",
-        OverfittingDetector (threshold 0.15, as the seed), TensorBoard into
+        OverfittingDetector (threshold 0.15, as the reference recipe), TensorBoard into
         `log_dir`, and, in the run folder, an atomic best-model checkpoint
         (`best_model.keras`, by validation accuracy), `history.csv` and,
         last, the backup that commits each epoch, EarlyStopping's,
@@ -200,9 +180,9 @@ class ProductionModelBuilder:
         """
         preset = self.preset
         prefix = "val_" if validation else ""
-        run_dir = Path(run_dir) if run_dir is not None else (
-            Path(log_dir) if log_dir is not None else None)
-        callbacks = [_resume.NaNGuard()]  # first: stops a NaN epoch early
+        run_dir = run_dir if run_dir is not None else log_dir
+        folder = RunFolder(run_dir) if run_dir is not None else None
+        callbacks = [NaNGuard()]
         # With Lookahead the run ends on the averaged weights, which no
         # epoch-end snapshot holds: EarlyStopping then stops but does not
         # restore.
@@ -221,28 +201,20 @@ class ProductionModelBuilder:
                 min_lr=preset.min_learning_rate))
             stateful.append(callbacks[-1])
         callbacks.append(OverfittingDetector(
-            threshold=0.15, state_path=None if run_dir is None
-            else run_dir / "overfitting_detector.json"))
-        if run_dir is not None:
-            callbacks.append(_run_files.BestModelCheckpoint(
-                run_dir / "best_model.keras", monitor=prefix + "accuracy"))
-            callbacks.append(_run_files.HistoryRecorder(
-                run_dir / "history.csv"))
+            threshold=0.15, state_path=None if folder is None
+            else folder.detector_state))
+        if folder is not None:
+            callbacks += folder.callbacks(monitor=prefix + "accuracy",
+                                          stateful=stateful)
         if log_dir is not None and tensorboard_available():
             callbacks.append(keras.callbacks.TensorBoard(str(log_dir)))
-        if run_dir is not None:
-            # Last, so that at each epoch end every other record (history,
-            # best model, detector state) is written before the backup that
-            # a resumed run starts from: a run killed in between repeats the
-            # epoch, and the records drop their copy of it.
-            callbacks.append(_resume.RunBackup(run_dir / "backup",
-                                                  stateful))
-        return callbacks
+        # The NaN guard first, the backup last (see RunFolder.commit_order).
+        return RunFolder.commit_order(callbacks)
 
     def get_data_augmentation(self):
         """The preset's augmentation as one Keras layer (None for "none").
 
-        For "medium" this is the seed's: horizontal flip, rotation 0.1,
+        For "medium" this is the reference recipe's: horizontal flip, rotation 0.1,
         zoom 0.1, translation 0.1 x 0.1 and contrast 0.1.
         """
         return get_augmentation(self.preset.augmentation, seed=self.seed)
@@ -331,19 +303,15 @@ class ProductionModelBuilder:
                 model = self._with_model_augmentation(model)
         self.compile_model(model, learning_rate=None, steps_per_epoch=steps,
                            epochs=epochs, jit_compile=jit_compile)
-        run_dir = Path(run_dir) if run_dir is not None else None
-        if run_dir is not None:
-            prepare_run_dir(run_dir, overwrite, resolved)
-            _run_files.remove_temp_files(run_dir, RUN_FILES)
-        cbs = self.get_callbacks(
-            log_dir=None if run_dir is None else run_dir / "logs",
-            run_dir=run_dir, validation=val_ds is not None)
-        backup = [c for c in cbs if isinstance(c, _resume.RunBackup)]
-        cbs = [c for c in cbs if c not in backup] + list(callbacks or [])
-        cbs += backup
-        if run_dir is not None:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            resolved.to_yaml(run_dir / "config.yaml")
+        folder = RunFolder(run_dir) if run_dir is not None else None
+        if folder is not None:
+            folder.prepare(resolved, overwrite)
+        cbs = RunFolder.commit_order(self.get_callbacks(
+            log_dir=None if folder is None else folder.log_dir,
+            run_dir=None if folder is None else folder.path,
+            validation=val_ds is not None) + list(callbacks or []))
+        if folder is not None:
+            folder.write_config(resolved)
         start = time.perf_counter()
         try:
             history = model.fit(train_ds, validation_data=val_ds,
@@ -351,9 +319,11 @@ class ProductionModelBuilder:
                                 shuffle=False)  # the pipeline shuffles
         finally:
             wall = time.perf_counter() - start
-        if run_dir is not None:
-            finish_run(self.preset, self.seed, model, history, cbs,
-                       run_dir, wall, X_train)
+        if folder is not None:
+            folder.finish(
+                model, history, wall, n_images=_count_images(X_train),
+                info={"preset": self.preset.name, "seed": self.seed},
+                plot=_plot_training_curves)
         return model, history
 
     def predict(self, model, x, batch_size=256, tta=False):
@@ -366,27 +336,18 @@ class ProductionModelBuilder:
             tta: `False`, `True` / `"flip"` (original + mirror) or
                 `"flip_translate"` (also shifted views). Defaults to `False`.
         """
-        return tta_predict(model, _to_float(x), batch_size=batch_size, tta=tta)
+        return predict_probabilities(model, x, batch_size=batch_size, tta=tta)
 
     def evaluate(self, model, x, y, batch_size=256, tta=False):
         """Accuracy (and loss) on `(x, y)`, optionally with test-time views.
 
+        Delegates to `training.evaluation.evaluate_model`, which
+        `regkit evaluate` calls too.
+
         Returns a dict with `accuracy` and `loss` (cross-entropy of the
         averaged probabilities, without label smoothing).
         """
-        if len(y) != len(x):
-            raise invalid("y", f"<{len(y)} labels>",
-                          f"one label per image ({len(x)})")
-        probs = self.predict(model, x, batch_size=batch_size, tta=tta)
-        labels = np.asarray(y)
-        if labels.ndim == 2 and labels.shape[-1] == probs.shape[-1]:
-            labels = labels.argmax(-1)
-        labels = labels.reshape(-1).astype("int64")
-        picked = probs[np.arange(len(labels)), labels]
-        return {
-            "accuracy": float((probs.argmax(-1) == labels).mean()),
-            "loss": float(-np.log(np.clip(picked, 1e-7, 1.0)).mean()),
-        }
+        return evaluate_model(model, x, y, batch_size=batch_size, tta=tta)
 
 
 def _check_image_shape(name, x, input_shape):
@@ -400,6 +361,20 @@ def _check_image_shape(name, x, input_shape):
                       " (the builder's input_shape)")
 
 
+def _count_images(x):
+    """The number of training images, or None for a dataset."""
+    if isinstance(x, tf.data.Dataset) or not hasattr(x, "__len__"):
+        return None
+    return len(x)
+
+
+def _plot_training_curves(history, path):
+    """The run folder's training-curve PNG (analysis draws, training calls)."""
+    from keras_regkit.analysis.plots import plot_training_diagnostics
+
+    plot_training_diagnostics(history, path)
+
+
 def _first_images(x, count=5000):
     """Up to `count` training images, from arrays or an (image, label) set."""
     if not isinstance(x, tf.data.Dataset):
@@ -408,10 +383,3 @@ def _first_images(x, count=5000):
         x = x.unbatch()
     images = [np.asarray(image) for image, _ in x.take(count)]
     return np.stack(images)
-
-
-def _to_float(x):
-    x = np.asarray(x)
-    if x.dtype == np.uint8:
-        return x.astype("float32") / 255.0
-    return x.astype("float32")

@@ -10,7 +10,6 @@ from keras_regkit.analysis.diagnosis import calculate_dropout_rate
 from keras_regkit.analysis.diagnosis import quick_regularization_advice
 from keras_regkit.analysis.diagnosis import regularization_diagnosis
 from keras_regkit.analysis.diagnosis import weight_statistics
-from tests.conftest import requires_tensorflow
 
 
 def passthrough_model(num_classes, dropout=None):
@@ -147,7 +146,7 @@ def test_one_hot_labels_and_batch_iterables_match_integer_labels():
             assert report[key] == pytest.approx(base[key], abs=1e-6)
 
 
-@requires_tensorflow
+@pytest.mark.requires_tensorflow
 def test_accepts_tf_data_datasets():
     import tensorflow as tf
 

@@ -172,7 +172,7 @@ def _fit(model, callbacks, epochs=4):
 @pytest.mark.parametrize("backup_first", [False, True])
 def test_a_resumed_run_goes_on_with_the_same_averaging(tmp_path,
                                                        backup_first):
-    from keras_regkit.training.runs._resume import RunBackup
+    from keras_regkit.callbacks import RunBackup
 
     # Period 5 with 12 steps an epoch: at the kill (after epoch 2, step 24)
     # the slow weights (last synced at step 20) differ from the model's, and

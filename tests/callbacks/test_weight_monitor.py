@@ -1,5 +1,5 @@
 """WeightStatsMonitor: exact statistics, stable log keys, warnings and
-TensorBoard output on real CIFAR-10 batches."""
+TensorBoard output."""
 
 import warnings
 
@@ -11,9 +11,7 @@ from keras_regkit.callbacks import WeightStatsMonitor
 from keras_regkit.callbacks.weight_monitor import kernel_layers
 from keras_regkit.callbacks.weight_monitor import weight_stats
 from keras_regkit.layers import DropConnect
-from tests.conftest import requires_tensorflow
-
-pytestmark = requires_tensorflow
+from tests.helpers import random_batch
 
 
 def _model(l2=None):
@@ -42,8 +40,8 @@ def test_weight_stats_numbers():
     assert np.isnan(weight_stats(w, 1e-3)["update_ratio"])
 
 
-def test_logs_match_the_weights_with_stable_keys(cifar10_batch):
-    x, y = cifar10_batch
+def test_logs_match_the_weights_with_stable_keys():
+    x, y = random_batch()
     model = _model()
     before = {n: model.get_layer(n).get_weights()[0] for n in ("hidden",
                                                                 "head")}
@@ -77,8 +75,8 @@ def test_logs_match_the_weights_with_stable_keys(cifar10_batch):
 
 
 @pytest.mark.slow
-def test_warns_on_over_regularized_model_only(cifar10_batch):
-    x, y = cifar10_batch
+def test_warns_on_over_regularized_model_only():
+    x, y = random_batch()
     for l2, expect in ((None, 0), (1.0, 2)):
         keras.utils.set_random_seed(0)
         with warnings.catch_warnings(record=True) as caught:
@@ -108,10 +106,11 @@ def test_nested_and_wrapped_kernels_are_found_once():
     assert [n for n, _ in kernel_layers(model, ["shared"])] == ["shared"]
 
 
-def test_tensorflow_summary_writer(cifar10_batch, tmp_path):
+@pytest.mark.requires_tensorflow
+def test_tensorflow_summary_writer(tmp_path):
     import tensorflow as tf
 
-    x, y = cifar10_batch
+    x, y = random_batch()
     writer = tf.summary.create_file_writer(str(tmp_path))
     _model().fit(x, y, epochs=2, batch_size=32, verbose=0,
                  callbacks=[WeightStatsMonitor(writer=writer)])
@@ -125,7 +124,7 @@ def test_tensorflow_summary_writer(cifar10_batch, tmp_path):
     assert len(tags) == 12
 
 
-def test_add_scalar_writer_and_config(cifar10_batch):
+def test_add_scalar_writer_and_config():
     class Writer:
         def __init__(self):
             self.calls, self.flushes = [], 0
@@ -136,7 +135,7 @@ def test_add_scalar_writer_and_config(cifar10_batch):
         def flush(self):
             self.flushes += 1
 
-    x, y = cifar10_batch
+    x, y = random_batch()
     writer = Writer()
     monitor = WeightStatsMonitor(writer=writer, layers=["head"])
     _model().fit(x, y, epochs=2, batch_size=32, verbose=0,

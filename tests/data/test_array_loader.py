@@ -13,9 +13,8 @@ import keras
 from keras_regkit.data import ArrayLoader
 from keras_regkit.data import alternating_flip_mask
 from keras_regkit.data.array_loader import random_translate
-
-from tests.conftest import REPO_ROOT
-from tests.data.test_alternating_flip import match_shift
+from tests.helpers import REPO_ROOT
+from tests.helpers import match_shift
 
 
 def _epoch_ids(loader):

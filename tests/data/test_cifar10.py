@@ -5,7 +5,6 @@ import os
 import pickle
 import tarfile
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,37 +14,14 @@ from keras_regkit.data import cifar10
 from keras_regkit.data import load_cifar10
 from keras_regkit.data import load_cifar10_sample
 from keras_regkit.data import _formats
-
-PER_BATCH = 20
-
-
-def _batch_bytes(x, y, protocol=4):
-    data = x.transpose(0, 3, 1, 2).reshape(len(x), -1)
-    batch = {b"batch_label": b"test", b"labels": [int(v) for v in y],
-             b"data": data, b"filenames": [b"img.png"] * len(x)}
-    return pickle.dumps(batch, protocol=protocol)
-
-
-def _write_batches(folder, x, y, numpy1=False):
-    """A canonical `cifar-10-batches-py` folder: 5 x 20 train, 20 test."""
-    folder.mkdir(parents=True)
-    names = list(_formats.TRAIN_BATCHES) + [_formats.TEST_BATCH]
-    for i, name in enumerate(names):
-        part = slice(i * PER_BATCH, (i + 1) * PER_BATCH)
-        data = _batch_bytes(x[part], y[part], protocol=2 if numpy1 else 4)
-        if numpy1:  # protocol 2 names globals as text: write NumPy 1's name
-            data = data.replace(b"numpy._core.multiarray",
-                                b"numpy.core.multiarray")
-        (folder / name).write_bytes(data)
-    meta = {b"label_names": [n.encode() for n in CLASS_NAMES]}
-    (folder / "batches.meta").write_bytes(pickle.dumps(meta))
-    return folder
-
+from tests.helpers import PER_BATCH
+from tests.helpers import REPO_ROOT
+from tests.helpers import write_cifar_batches
 
 @pytest.fixture
 def batches(tmp_path, cifar10_small):
     x, y = cifar10_small
-    return _write_batches(tmp_path / "data" / "cifar-10-batches-py", x, y)
+    return write_cifar_batches(tmp_path / "data" / "cifar-10-batches-py", x, y)
 
 
 def _check_batches_result(result, cifar10_small):
@@ -68,7 +44,7 @@ def test_reads_pickled_folder(batches, tmp_path, cifar10_small):
 
 def test_reads_numpy1_pickles(tmp_path, cifar10_small):
     x, y = cifar10_small
-    folder = _write_batches(tmp_path / "cifar-10-batches-py", x, y, True)
+    folder = write_cifar_batches(tmp_path / "cifar-10-batches-py", x, y, True)
     assert b"numpy.core.multiarray" in (folder / "test_batch").read_bytes()
     _check_batches_result(load_cifar10(folder, cache=False), cifar10_small)
 
@@ -266,7 +242,7 @@ def test_failed_download_is_reported(empty_home, monkeypatch):
 
 def test_finds_the_keras_download_cache(empty_home, cifar10_small):
     x, y = cifar10_small
-    _write_batches(empty_home / "home" / "datasets" /
+    write_cifar_batches(empty_home / "home" / "datasets" /
                    "cifar-10-batches-py-target" / "cifar-10-batches-py", x, y)
     _check_batches_result(load_cifar10(cache=False), cifar10_small)
 
@@ -325,7 +301,7 @@ def test_sample_is_the_original_jpegs(cifar10_archive):
 def test_make_sample_rebuilds_the_same_bytes(cifar10_archive):
     import importlib.util
 
-    path = Path(__file__).resolve().parents[2] / "tools" / "make_sample.py"
+    path = REPO_ROOT / "tools" / "make_sample.py"
     spec = importlib.util.spec_from_file_location("make_sample", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

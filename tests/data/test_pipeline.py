@@ -1,4 +1,4 @@
-"""Tests for keras_regkit.data.pipeline and keras_regkit.data.mixing."""
+"""Tests for keras_regkit.data.pipeline: make_dataset (tf.data)."""
 
 import numpy as np
 import pytest
@@ -6,15 +6,14 @@ import tensorflow as tf
 
 import keras
 
+from keras_regkit.data import alternating_flip_mask
 from keras_regkit.data import augmentation_model_layers
-from keras_regkit.data import cutmix
 from keras_regkit.data import get_augmentation
 from keras_regkit.data import make_dataset
-from keras_regkit.data import mixup
+from tests.helpers import match_shift
 
-from tests.conftest import requires_tensorflow
-
-pytestmark = requires_tensorflow
+pytestmark = pytest.mark.requires_tensorflow
+ALTERNATING = "alternating_flip_translate2"
 
 
 def _collect(dataset):
@@ -126,45 +125,6 @@ def test_pipeline_and_model_placement_agree(cifar10_small):
     np.testing.assert_array_equal(model(raw[:4], training=False), raw[:4])
 
 
-def _one_per_class(cifar10_small):
-    x, y = cifar10_small
-    index = [int(np.flatnonzero(y == c)[0]) for c in range(10)]
-    return x[index].astype("float32") / 255.0, np.eye(10, dtype="float32")
-
-
-def test_mixup_images_match_their_labels(cifar10_small):
-    images, labels = _one_per_class(cifar10_small)
-    for seed in range(5):
-        mixed, soft = mixup(images, labels, 0.4, tf.constant([seed, 1]))
-        soft = soft.numpy()
-        np.testing.assert_allclose(soft.sum(axis=1), 1.0, atol=1e-6)
-        # Each image is the label-weighted blend of the class images.
-        expected = np.einsum("bk,khwc->bhwc", soft, images)
-        np.testing.assert_allclose(mixed.numpy(), expected, atol=1e-5)
-
-
-def test_cutmix_box_area_matches_the_label_weight(cifar10_small):
-    images, labels = _one_per_class(cifar10_small)
-    moved = 0
-    for seed in range(8):
-        mixed, soft = cutmix(images, labels, 1.0, tf.constant([seed, 2]))
-        mixed, soft = mixed.numpy(), soft.numpy()
-        np.testing.assert_allclose(soft.sum(axis=1), 1.0, atol=1e-6)
-        for i in range(10):
-            own = soft[i, i]
-            others = np.where(np.arange(10) == i, -1.0, soft[i])
-            partner = int(np.argmax(others)) if own < 1 else i
-            from_own = np.all(mixed[i] == images[i], axis=-1)
-            from_partner = np.all(mixed[i] == images[partner], axis=-1)
-            assert np.all(from_own | from_partner)  # pasted, not blended
-            pasted = (from_partner & ~from_own).mean()
-            ambiguous = (from_partner & from_own).mean()
-            assert pasted <= 1 - own + 1e-6
-            assert pasted >= 1 - own - ambiguous - 1e-6
-            moved += partner != i and own < 1
-    assert moved > 20
-
-
 def test_mixing_in_the_pipeline(cifar10_small):
     x, y = cifar10_small[0][:256], cifar10_small[1][:256]
     for mix in ({"mixup_alpha": 0.2}, {"cutmix_alpha": 1.0},
@@ -236,3 +196,69 @@ def _bad(cifar10_small, **override):
 def test_invalid_arguments_are_named(cifar10_small, override, name):
     with pytest.raises(ValueError, match=f"`{name}"):
         make_dataset(**_bad(cifar10_small, **override))
+
+
+# Alternating flips (keras_regkit.data.flips) inside the pipeline.
+
+
+def _epoch_uint8(dataset):
+    images, ids = zip(*[(a.numpy(), b.numpy()) for a, b in dataset])
+    images = np.round(np.concatenate(images) * 255).astype(np.uint8)
+    return images, np.concatenate(ids)
+
+
+def test_pipeline_flips_alternate_per_image_across_epochs(cifar10_small):
+    x = cifar10_small[0][:160]
+    n = len(x)
+    dataset = make_dataset(x, np.arange(n), 16, training=True,
+                           augmentation=ALTERNATING, seed=0)
+    states, offsets = [], set()
+    for epoch in range(3):
+        images, ids = _epoch_uint8(dataset)
+        assert sorted(ids) == list(range(n))
+        matches, seen = match_shift(images, x[ids])
+        # Each image is a <= 2 px reflected shift of exactly one orientation.
+        np.testing.assert_array_equal(matches.sum(axis=0), 1)
+        flipped = np.zeros(n, bool)
+        flipped[ids] = matches[1]
+        states.append(flipped)
+        offsets |= seen
+        np.testing.assert_array_equal(
+            flipped, alternating_flip_mask(n, epoch, seed=0))
+    assert abs(states[0].sum() - n / 2) <= 4 * np.sqrt(n / 4)  # 80 +- 25
+    np.testing.assert_array_equal(states[1], ~states[0])
+    np.testing.assert_array_equal(states[2], states[0])
+    assert len(offsets) > 10  # the 2-px translation is on (25 possible)
+
+
+def test_pipeline_epoch_zero_mask_is_reproducible(cifar10_small):
+    x = cifar10_small[0][:64]
+    first = []
+    for seed in (5, 5, 6):
+        images, ids = _epoch_uint8(make_dataset(x, np.arange(64), 16, True,
+                                          augmentation=ALTERNATING, seed=seed))
+        matches, _ = match_shift(images, x[ids])
+        flipped = np.zeros(64, bool)
+        flipped[ids] = matches[1]
+        first.append(flipped)
+    np.testing.assert_array_equal(first[0], first[1])
+    assert not np.array_equal(first[0], first[2])
+
+
+def test_pipeline_alternating_flip_composes_with_mixing(cifar10_small):
+    x, y = cifar10_small[0][:64], cifar10_small[1][:64]
+    dataset = make_dataset(x, y, 16, True, augmentation=ALTERNATING,
+                           mix={"cutmix_alpha": 1.0}, num_classes=10, seed=0)
+    for images, labels in dataset:
+        assert images.shape == (16, 32, 32, 3) and labels.shape == (16, 10)
+        np.testing.assert_allclose(labels.numpy().sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_pipeline_dataset_input_warns_and_flips_at_random(cifar10_small):
+    x, y = cifar10_small[0][:32], cifar10_small[1][:32]
+    source = tf.data.Dataset.from_tensor_slices((x, y))
+    with pytest.warns(UserWarning, match="alternating"):
+        dataset = make_dataset(source, None, 16, True,
+                               augmentation=ALTERNATING, seed=0)
+    images = np.concatenate([a.numpy() for a, _ in dataset])
+    assert images.shape == (32, 32, 32, 3)

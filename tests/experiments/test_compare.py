@@ -8,10 +8,10 @@ import keras
 import pytest
 from PIL import Image
 
-from keras_regkit import cli
+from keras_regkit.cli import _common
+from keras_regkit.cli.compare import add_parser as add_compare_parser
+from keras_regkit.cli.diagnose import add_parser as add_diagnose_parser
 from keras_regkit.experiments.compare import ABLATIONS
-from keras_regkit.experiments.compare import add_compare_parser
-from keras_regkit.experiments.compare import add_diagnose_parser
 from keras_regkit.experiments.compare import parse_ablations
 
 
@@ -32,7 +32,7 @@ def fixture_data(monkeypatch, cifar10_small):
     def load(args):
         return x[:200], y[:200], x[200:300], y[200:300], "test fixture"
 
-    monkeypatch.setattr(cli, "_load_data", load)
+    monkeypatch.setattr(_common, "load_data", load)
     return x, y
 
 
@@ -76,7 +76,7 @@ def test_unknown_ablation_fails_before_loading_data(monkeypatch, tmp_path):
     def fail(args):
         raise AssertionError("data loaded")
 
-    monkeypatch.setattr(cli, "_load_data", fail)
+    monkeypatch.setattr(_common, "load_data", fail)
     with pytest.raises(ValueError, match="Unknown ablation"):
         run_command(["compare", "--ablate", "dropuot", "--out",
                      str(tmp_path)])

@@ -8,8 +8,9 @@ import keras
 from keras_regkit.layers import ConcreteDropout
 from keras_regkit.layers import concrete_dropout_regularization
 from keras_regkit.layers import relaxed_dropout
-from tests.conftest import requires_tensorflow
 from tests.helpers import check_layer
+from tests.helpers import random_images
+from tests.helpers import require_channels_first_conv
 
 to_numpy = keras.ops.convert_to_numpy
 
@@ -48,8 +49,8 @@ def test_regularization_function_matches_formula():
 
 
 @pytest.mark.parametrize("kind", ["dense", "conv2d"])
-def test_inference_equals_wrapped_layer(kind, cifar10_batch):
-    x = cifar10_batch[0][:8]
+def test_inference_equals_wrapped_layer(kind):
+    x = random_images(8)
     if kind == "dense":
         x = x.reshape(8, -1)
         inner = keras.layers.Dense(10, activation="softmax")
@@ -100,6 +101,7 @@ def test_regularization_in_model_losses(kind, shape, input_dim):
     elif kind == "conv2d":
         inner = keras.layers.Conv2D(6, 3)
     else:
+        require_channels_first_conv()
         inner = keras.layers.Conv2D(6, 3, data_format="channels_first")
     layer = ConcreteDropout(inner, weight_regularizer=1e-2,
                             dropout_regularizer=1e-3, init_min=0.2,
@@ -138,7 +140,7 @@ def test_rate_is_learned_in_fit(cifar10_small):
 
 def test_check_layer(tmp_path):
     layer = check_layer(
-        lambda: ConcreteDropout(keras.layers.Conv2D(2, 3), seed=1),
+        ConcreteDropout, dict(layer=keras.layers.Conv2D(2, 3), seed=1),
         (2, 6, 6, 3), tmp_path, expected_output_shape=(2, 4, 4, 2),
         expected_num_trainable_weights=3,
         expected_num_non_trainable_weights=0,
@@ -148,11 +150,11 @@ def test_check_layer(tmp_path):
     assert layer.get_config()["temperature"] == 0.1
 
 
-@requires_tensorflow
-def test_in_tf_data_map(cifar10_batch):
+@pytest.mark.requires_tensorflow
+def test_in_tf_data_map():
     import tensorflow as tf
 
-    x = cifar10_batch[0][:8]
+    x = random_images(8)
     inner = keras.layers.Conv2D(4, 3)
     layer = ConcreteDropout(inner, seed=4)
     layer.build(x.shape)

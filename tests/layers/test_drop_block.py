@@ -7,8 +7,8 @@ import keras
 
 from keras_regkit.layers import DropBlock2D, drop_block
 from keras_regkit.layers.drop_block import seed_probability
-from tests.conftest import requires_tensorflow
 from tests.helpers import check_layer
+from tests.helpers import random_images
 
 
 def _np(x):
@@ -55,7 +55,8 @@ def _brute_force_gamma(rate, height, width, block):
 
 def test_check_layer(tmp_path):
     check_layer(
-        lambda: DropBlock2D(0.2, block_size=3, seed=1), (2, 8, 8, 3), tmp_path,
+        DropBlock2D, dict(rate=0.2, block_size=3, seed=1), (2, 8, 8, 3),
+        tmp_path,
         expected_num_trainable_weights=0,
         expected_num_non_trainable_weights=0,
         expected_num_seed_generators=1,
@@ -130,15 +131,15 @@ def test_masks_are_per_feature_map():
     assert not np.array_equal(dropped[0], dropped[1])
 
 
-def test_identity_at_inference(cifar10_batch):
-    x = cifar10_batch[0][:8]
+def test_identity_at_inference():
+    x = random_images(8)
     layer = DropBlock2D(0.3, 3, seed=1)
     np.testing.assert_array_equal(_np(layer(x)), x)
     np.testing.assert_array_equal(_np(layer(x, training=False)), x)
 
 
-def test_zero_rate_is_identity_in_training(cifar10_batch):
-    x = cifar10_batch[0][:4]
+def test_zero_rate_is_identity_in_training():
+    x = random_images(4)
     out = _np(DropBlock2D(0.0, 3)(x, training=True))
     np.testing.assert_array_equal(out, x)
 
@@ -158,7 +159,7 @@ def test_block_covering_the_map_drops_whole_feature_maps():
     assert abs(per_map[:, :, 0].mean() - 0.4) < 0.08  # 512 maps
 
 
-@requires_tensorflow
+@pytest.mark.requires_tensorflow
 def test_dynamic_spatial_shape_in_tf_graph():
     import tensorflow as tf
 
@@ -172,8 +173,8 @@ def test_dynamic_spatial_shape_in_tf_graph():
     np.testing.assert_array_equal(small, np.ones((2, 3, 3, 4)))
 
 
-@requires_tensorflow
-def test_works_in_tf_data_map(cifar10_batch):
+@pytest.mark.requires_tensorflow
+def test_works_in_tf_data_map():
     import tensorflow as tf
 
     layer = DropBlock2D(0.2, 3, seed=4)
@@ -181,7 +182,7 @@ def test_works_in_tf_data_map(cifar10_batch):
     def apply(batch):
         return layer(batch, training=True)
 
-    x = cifar10_batch[0][:16]
+    x = random_images(16)
     ds = tf.data.Dataset.from_tensor_slices(x).batch(16).map(apply)
     out = next(iter(ds)).numpy()
     assert abs(np.mean((out == 0) & (x != 0)) - 0.2) < 0.05

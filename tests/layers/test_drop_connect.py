@@ -8,19 +8,20 @@ import keras
 from keras_regkit.layers import DropConnect
 from keras_regkit.layers import DropConnectDense
 from keras_regkit.layers import drop_connect_kernel
-from tests.conftest import requires_tensorflow
 from tests.helpers import check_layer
+from tests.helpers import random_images
+from tests.helpers import require_channels_first_conv
 
 to_numpy = keras.ops.convert_to_numpy
 
 
 def _images_1d(images):
-    # Real images read row by row: 32 steps of 96 features.
+    # Images read row by row: 32 steps of 96 features.
     return images[:8].reshape(8, 32, 96)
 
 
 def _images_3d(images):
-    # Real images stacked as two 8-frame clips.
+    # Images stacked as two 8-frame clips.
     return images[:16].reshape(2, 8, 32, 32, 3)
 
 
@@ -28,7 +29,7 @@ def _images_cf(images):
     return np.transpose(images[:8], (0, 3, 1, 2))
 
 
-# (id, wrapped layer factory, input from the real CIFAR-10 batch)
+# (id, wrapped layer factory, input from a batch of 32 x 32 x 3 images)
 CASES = [
     ("dense", lambda: keras.layers.Dense(12, activation="relu"),
      lambda x: x[:8].reshape(8, -1)),
@@ -78,9 +79,9 @@ def test_kernel_is_seeded_and_zero_rate_is_identity():
 
 
 @pytest.mark.parametrize("case", BASIC, ids=[case[0] for case in BASIC])
-def test_inference_equals_wrapped_layer(case, cifar10_batch):
+def test_inference_equals_wrapped_layer(case):
     _, make, make_input = case
-    x = make_input(cifar10_batch[0])
+    x = make_input(random_images(16))
     inner = make()
     layer = DropConnect(inner, rate=0.5, seed=0)
     expected = to_numpy(inner(x))
@@ -90,11 +91,13 @@ def test_inference_equals_wrapped_layer(case, cifar10_batch):
 
 
 @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
-def test_training_equals_layer_with_masked_kernel(case, cifar10_batch):
+def test_training_equals_layer_with_masked_kernel(case):
     # The wrapper's first draw from SeedGenerator(7) is the mask a fresh
     # SeedGenerator(7) gives, so the result can be rebuilt by hand.
-    _, make, make_input = case
-    x = make_input(cifar10_batch[0])
+    name, make, make_input = case
+    if name == "conv2d_channels_first":
+        require_channels_first_conv()
+    x = make_input(random_images(16))
     inner = make()
     layer = DropConnect(inner, rate=0.4, seed=7)
     out = to_numpy(layer(x, training=True))
@@ -122,8 +125,8 @@ def test_layer_drops_rate_of_kernel_entries():
     assert np.mean((second == 0) != zero) > 0.2  # a fresh mask every call
 
 
-def test_mean_output_preserved(cifar10_batch):
-    x = cifar10_batch[0][:16]
+def test_mean_output_preserved():
+    x = random_images(16)
     inner = keras.layers.Conv2D(
         4, 3, kernel_initializer=keras.initializers.RandomUniform(0.0, 1.0)
     )
@@ -148,7 +151,7 @@ def test_trainable_weights_are_wrapped_layers_own():
 
 def test_check_layer_wrapper(tmp_path):
     layer = check_layer(
-        lambda: DropConnect(keras.layers.Conv2D(5, 3), rate=0.3, seed=1),
+        DropConnect, dict(layer=keras.layers.Conv2D(5, 3), rate=0.3, seed=1),
         (2, 8, 8, 3), tmp_path, expected_output_shape=(2, 6, 6, 5),
         expected_num_trainable_weights=2,
         expected_num_non_trainable_weights=0,
@@ -159,7 +162,7 @@ def test_check_layer_wrapper(tmp_path):
 
 def test_check_layer_dense_convenience(tmp_path):
     layer = check_layer(
-        lambda: DropConnectDense(7, rate=0.25, activation="relu", seed=3),
+        DropConnectDense, dict(units=7, rate=0.25, activation="relu", seed=3),
         (4, 12), tmp_path, expected_output_shape=(4, 7),
         expected_num_trainable_weights=2,
         expected_num_non_trainable_weights=0,
@@ -180,11 +183,11 @@ def test_dense_convenience_semantics():
     np.testing.assert_allclose(out[out != 0], 1.0 / 0.6, rtol=1e-6)
 
 
-@requires_tensorflow
-def test_in_tf_data_map(cifar10_batch):
+@pytest.mark.requires_tensorflow
+def test_in_tf_data_map():
     import tensorflow as tf
 
-    x = cifar10_batch[0][:8]
+    x = random_images(8)
     inner = keras.layers.Conv2D(4, 3, kernel_initializer="ones")
     layer = DropConnect(inner, rate=0.5, seed=4)
     layer.build(x.shape)

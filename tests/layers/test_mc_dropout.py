@@ -6,8 +6,9 @@ import pytest
 import keras
 
 from keras_regkit.layers import MCDropout, MCSpatialDropout2D, set_mc_dropout
-from tests.conftest import requires_tensorflow
-from tests.helpers import check_layer, save_and_reload
+from tests.helpers import check_layer
+from tests.helpers import random_images
+from tests.helpers import save_and_reload
 
 
 def _np(x):
@@ -15,18 +16,15 @@ def _np(x):
 
 
 @pytest.mark.parametrize(
-    "make_layer, input_shape",
-    [
-        (lambda: MCDropout(0.3, seed=1, mc=False), (4, 6)),
-        (lambda: MCSpatialDropout2D(0.3, seed=1, mc=False), (2, 5, 5, 3)),
-    ],
+    "layer_cls, input_shape",
+    [(MCDropout, (4, 6)), (MCSpatialDropout2D, (2, 5, 5, 3))],
     ids=["dropout", "spatial"],
 )
-def test_check_layer(make_layer, input_shape, tmp_path):
+def test_check_layer(layer_cls, input_shape, tmp_path):
     # One non-trainable weight (the MC switch); two seed generators: the
     # training stream of keras.layers.Dropout and the Monte Carlo stream.
     check_layer(
-        make_layer, input_shape, tmp_path,
+        layer_cls, dict(rate=0.3, seed=1, mc=False), input_shape, tmp_path,
         expected_num_trainable_weights=0,
         expected_num_non_trainable_weights=1,
         expected_num_seed_generators=2,
@@ -72,8 +70,8 @@ def _mlp(rate=0.3):
     return keras.Model(inputs, keras.layers.Dense(4)(hidden))
 
 
-def test_mc_predictions_vary_and_average_to_deterministic(cifar10_batch):
-    x = cifar10_batch[0][:8].reshape(8, -1)[:, :48]
+def test_mc_predictions_vary_and_average_to_deterministic():
+    x = random_images(8, (48,))
     model = _mlp()
     first = model.predict(x, verbose=0)
     second = model.predict(x, verbose=0)
@@ -94,8 +92,8 @@ def test_mc_predictions_vary_and_average_to_deterministic(cifar10_batch):
 
 
 @pytest.mark.parametrize("layer_cls", [MCDropout, MCSpatialDropout2D])
-def test_batch_norm_stays_in_inference_mode(layer_cls, cifar10_batch):
-    x = cifar10_batch[0][:16]
+def test_batch_norm_stays_in_inference_mode(layer_cls):
+    x = random_images(16)
     rate = 0.5
     inputs = keras.Input((32, 32, 3))
     conv = keras.layers.Conv2D(8, 3, name="conv")(inputs)
@@ -129,8 +127,8 @@ def test_batch_norm_stays_in_inference_mode(layer_cls, cifar10_batch):
     assert np.max(np.abs(_np(bn_layer.moving_mean) - mean)) > 1e-3
 
 
-def test_toggle_takes_effect_on_compiled_model(cifar10_batch):
-    x = cifar10_batch[0][:8].reshape(8, -1)[:, :48]
+def test_toggle_takes_effect_on_compiled_model():
+    x = random_images(8, (48,))
     y = np.zeros((8, 4), "float32")
     model = _mlp(rate=0.5)
     jit = keras.backend.backend() == "tensorflow"
@@ -210,7 +208,7 @@ def test_zero_rate_is_identity_in_mc_mode():
     np.testing.assert_array_equal(_np(MCDropout(0.0)(x)), x)
 
 
-@requires_tensorflow
+@pytest.mark.requires_tensorflow
 def test_works_in_tf_data_map():
     import tensorflow as tf
 

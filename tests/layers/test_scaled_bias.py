@@ -14,7 +14,7 @@ def _np(x):
 
 def test_check_layer(tmp_path):
     check_layer(
-        lambda: ScaledBias(16.0), (4, 5, 5, 3), tmp_path,
+        ScaledBias, dict(lr_multiplier=16.0), (4, 5, 5, 3), tmp_path,
         expected_num_trainable_weights=1,
         expected_num_non_trainable_weights=0,
         expected_num_seed_generators=0,

@@ -6,8 +6,8 @@ import pytest
 import keras
 
 from keras_regkit.layers import StochasticDepth, drop_path
-from tests.conftest import requires_tensorflow
 from tests.helpers import check_layer
+from tests.helpers import random_images
 
 
 def _np(x):
@@ -16,7 +16,7 @@ def _np(x):
 
 def test_check_layer(tmp_path):
     check_layer(
-        lambda: StochasticDepth(0.2, seed=1), (4, 6, 6, 3), tmp_path,
+        StochasticDepth, dict(rate=0.2, seed=1), (4, 6, 6, 3), tmp_path,
         expected_num_trainable_weights=0,
         expected_num_non_trainable_weights=0,
         expected_num_seed_generators=1,
@@ -24,8 +24,8 @@ def test_check_layer(tmp_path):
 
 
 @pytest.mark.parametrize("rate", [0.2, 0.5])
-def test_each_sample_is_dropped_or_scaled_whole(rate, cifar10_batch):
-    x = cifar10_batch[0] + 0.1  # no zeros in the branch
+def test_each_sample_is_dropped_or_scaled_whole(rate):
+    x = random_images(64) + 0.1  # no zeros in the branch
     out = _np(StochasticDepth(rate, seed=3)(x, training=True))
     ratio = (out / x).reshape(len(x), -1)
     np.testing.assert_allclose(ratio.max(axis=1), ratio.min(axis=1),
@@ -48,8 +48,8 @@ def test_dropped_fraction_and_mean(rate):
     assert abs(out.mean() - 1.0) < 0.06
 
 
-def test_without_scale_by_keep_kept_samples_are_unchanged(cifar10_batch):
-    x = cifar10_batch[0] + 0.1
+def test_without_scale_by_keep_kept_samples_are_unchanged():
+    x = random_images(64) + 0.1
     out = _np(drop_path(x, 0.5, seed=2, scale_by_keep=False))
     kept = np.any(out.reshape(len(x), -1) != 0, axis=1)
     np.testing.assert_array_equal(out[kept], x[kept])
@@ -65,8 +65,8 @@ def test_mask_is_per_sample_for_any_rank(shape):
     assert set(np.unique(flat)) == {0.0, 2.0}
 
 
-def test_residual_block_in_a_model(cifar10_batch):
-    x = cifar10_batch[0][:8]
+def test_residual_block_in_a_model():
+    x = random_images(8)
     inputs = keras.Input((32, 32, 3))
     branch = keras.layers.Conv2D(3, 3, padding="same", name="branch")(inputs)
     outputs = inputs + StochasticDepth(0.5, seed=4)(branch)
@@ -82,15 +82,15 @@ def test_residual_block_in_a_model(cifar10_batch):
                 or np.allclose(got, xi + 2 * ci, atol=1e-4))
 
 
-def test_identity_at_inference(cifar10_batch):
-    x = cifar10_batch[0][:8]
+def test_identity_at_inference():
+    x = random_images(8)
     layer = StochasticDepth(0.5, seed=1)
     np.testing.assert_array_equal(_np(layer(x)), x)
     np.testing.assert_array_equal(_np(layer(x, training=False)), x)
 
 
-def test_zero_rate_is_identity_in_training(cifar10_batch):
-    x = cifar10_batch[0][:8]
+def test_zero_rate_is_identity_in_training():
+    x = random_images(8)
     np.testing.assert_array_equal(
         _np(StochasticDepth(0.0)(x, training=True)), x
     )
@@ -106,7 +106,7 @@ def test_same_seed_same_masks():
     assert not np.array_equal(first, _np(a(x, training=True)))
 
 
-@requires_tensorflow
+@pytest.mark.requires_tensorflow
 def test_works_in_tf_data_map():
     import tensorflow as tf
 

@@ -7,8 +7,8 @@ import keras
 
 from keras_regkit.layers import GaussianWeightNoise
 from keras_regkit.layers import gaussian_weight_noise
-from tests.conftest import requires_tensorflow
 from tests.helpers import check_layer
+from tests.helpers import random_images
 
 to_numpy = keras.ops.convert_to_numpy
 
@@ -47,9 +47,9 @@ def test_noise_is_seeded():
 
 
 @pytest.mark.parametrize("case", WRAPPED, ids=WRAPPED_IDS)
-def test_inference_equals_wrapped_layer(case, cifar10_batch):
+def test_inference_equals_wrapped_layer(case):
     _, make, make_input = case
-    x = make_input(cifar10_batch[0])
+    x = make_input(random_images(16))
     inner = make()
     layer = GaussianWeightNoise(inner, stddev=0.1, seed=0)
     expected = to_numpy(inner(x))
@@ -70,8 +70,8 @@ def test_layer_kernel_noise_std():
     assert abs(np.corrcoef(noise.ravel(), again.ravel())[0, 1]) < 0.05
 
 
-def test_training_equals_layer_with_noisy_kernel(cifar10_batch):
-    x = cifar10_batch[0][:8]
+def test_training_equals_layer_with_noisy_kernel():
+    x = random_images(8)
     inner = keras.layers.Conv2D(5, 3, strides=2, activation="relu")
     layer = GaussianWeightNoise(inner, stddev=0.05, seed=8)
     out = to_numpy(layer(x, training=True))
@@ -97,8 +97,9 @@ def test_trainable_weights_are_wrapped_layers_own():
 
 def test_check_layer(tmp_path):
     layer = check_layer(
-        lambda: GaussianWeightNoise(keras.layers.Dense(3), 0.1, seed=2),
-        (4, 5), tmp_path, expected_output_shape=(4, 3),
+        GaussianWeightNoise,
+        dict(layer=keras.layers.Dense(3), stddev=0.1, seed=2), (4, 5),
+        tmp_path, expected_output_shape=(4, 3),
         expected_num_trainable_weights=2,
         expected_num_non_trainable_weights=0,
         expected_num_seed_generators=1,
@@ -106,11 +107,11 @@ def test_check_layer(tmp_path):
     assert layer.get_config()["stddev"] == 0.1
 
 
-@requires_tensorflow
-def test_in_tf_data_map(cifar10_batch):
+@pytest.mark.requires_tensorflow
+def test_in_tf_data_map():
     import tensorflow as tf
 
-    x = cifar10_batch[0][:8]
+    x = random_images(8)
     inner = keras.layers.Conv2D(4, 3)
     layer = GaussianWeightNoise(inner, stddev=0.1, seed=4)
     layer.build(x.shape)

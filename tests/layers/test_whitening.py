@@ -1,13 +1,21 @@
-"""Tests for PatchWhitening, patch_whitening_kernel, WhiteningBiasFreezer."""
+"""Tests for PatchWhitening and patch_whitening_kernel.
+
+Whitening real images (strongly correlated neighbouring pixels) is tested
+on the real CIFAR-10 data; the mechanics (chunking, saving, mixed
+precision, the bias switch, argument checks) on synthetic images.
+"""
 
 import numpy as np
 import pytest
 
 import keras
 
-from keras_regkit.callbacks import WhiteningBiasFreezer
 from keras_regkit.layers import PatchWhitening, patch_whitening_kernel
-from tests.helpers import check_layer, roundtrip_config, save_and_reload
+from tests.helpers import check_layer
+from tests.helpers import conv_rounding_bound
+from tests.helpers import random_images
+from tests.helpers import roundtrip_config
+from tests.helpers import save_and_reload
 
 
 def _np(x):
@@ -15,9 +23,15 @@ def _np(x):
 
 
 @pytest.fixture(scope="module")
-def images(cifar10_small):
+def real_images(cifar10_small):
     """200 real CIFAR-10 images in [0, 1], float32 (184,832 2x2 patches)."""
     return cifar10_small[0][:200].astype("float32") / 255.0
+
+
+@pytest.fixture(scope="module")
+def images():
+    """200 synthetic images of uniform noise in [0, 1), float32."""
+    return random_images(200)
 
 
 def _patch_stats(x, p):
@@ -32,7 +46,7 @@ def _patch_stats(x, p):
 
 def test_check_layer(tmp_path):
     check_layer(
-        lambda: PatchWhitening(patch_size=2), (4, 8, 8, 3), tmp_path,
+        PatchWhitening, dict(patch_size=2), (4, 8, 8, 3), tmp_path,
         expected_output_shape=(4, 7, 7, 24),
         expected_num_trainable_weights=1,  # bias
         expected_num_non_trainable_weights=4,  # kernel, frozen bias, flags
@@ -41,7 +55,8 @@ def test_check_layer(tmp_path):
 
 
 @pytest.mark.parametrize("epsilon", [0.0, 5e-4])
-def test_adapted_layer_whitens_real_images(images, epsilon):
+def test_adapted_layer_whitens_real_images(real_images, epsilon):
+    images = real_images
     layer = PatchWhitening(patch_size=2, epsilon=epsilon)
     assert not layer.adapted
     layer.adapt(images)
@@ -49,9 +64,15 @@ def test_adapted_layer_whitens_real_images(images, epsilon):
     out = _np(layer(images)).astype(np.float64)
     d = 12
     first = out[..., :d].reshape(-1, d)
-    # The last d channels are exactly the negatives of the first d.
-    np.testing.assert_allclose(out[..., d:].reshape(-1, d), -first,
-                               atol=1e-5)
+    # The last d filters and biases are exactly the negatives of the first
+    # d, but the backend may sum a channel's 12 products in another order.
+    # The products reach 1 / sqrt(smallest eigenvalue) ~ 70 while the
+    # outputs are of order 1, so the halves may differ by the rounding of
+    # the terms' size: at most the sum of the two channels' error bounds.
+    bound = conv_rounding_bound(np.abs(images).max(), _np(layer.kernel),
+                                layer.effective_bias)
+    gap = np.abs(out[..., d:] + out[..., :d]).reshape(-1, d).max(axis=0)
+    assert np.all(gap <= bound[:d] + bound[d:]), (gap, bound)
     _, cov = _patch_stats(images, 2)
     eigenvalues = np.sort(np.linalg.eigvalsh(cov))[::-1]
     # Zero mean, and covariance diag(l / (l + epsilon)): the identity when
@@ -66,8 +87,8 @@ def test_adapted_layer_whitens_real_images(images, epsilon):
 
 
 @pytest.mark.parametrize("p", [1, 3])
-def test_kernel_whitens_other_patch_sizes(images, p):
-    x = images[:40]
+def test_kernel_whitens_other_patch_sizes(real_images, p):
+    x = real_images[:40]
     kernel, bias = patch_whitening_kernel(x, patch_size=p, epsilon=0.0)
     d = p * p * 3
     assert kernel.shape == (p, p, 3, 2 * d) and bias.shape == (2 * d,)
@@ -150,53 +171,15 @@ def test_bias_training_switch_without_recompiling(images):
     # Momentum and weight decay keep moving the variable, not the bias used.
     np.testing.assert_array_equal(stem.effective_bias, trained)
     conv = _np(keras.ops.conv(x, kernel, padding="valid"))
-    np.testing.assert_allclose(_np(stem(x)), conv + trained, atol=1e-5)
+    # Two float32 evaluations of the same sums: each within its bound.
+    bound = conv_rounding_bound(np.abs(x).max(), kernel, trained)
+    assert np.all(np.abs(_np(stem(x)) - (conv + trained)) <= 2 * bound)
     assert np.abs(_np(model.get_layer("head").kernel) - head).max() > 1e-5
     stem.set_bias_trainable(True)
     np.testing.assert_array_equal(_np(stem.bias), trained)  # continuous
     model.fit(x, y, batch_size=16, epochs=1, verbose=0)
     assert np.abs(stem.effective_bias - trained).max() > 1e-4
     np.testing.assert_array_equal(_np(stem.kernel), kernel)
-
-
-def test_freezer_trains_bias_only_in_first_epochs(images):
-    x, y = images[:32, :8, :8], np.linspace(-1, 1, 32)[:, None]
-    model, stem = _tiny_model(keras.optimizers.SGD(0.05, momentum=0.9), x)
-    # The stem inside a nested model: the callback must still find it.
-    outer_in = keras.Input((8, 8, 3))
-    outer = keras.Model(outer_in, model(outer_in))
-    outer.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9),
-                  loss="mse")
-    seen = [stem.effective_bias]
-    record = keras.callbacks.LambdaCallback(
-        on_epoch_end=lambda epoch, logs: seen.append(stem.effective_bias))
-    outer.fit(x, y, batch_size=8, epochs=3, verbose=0,
-              callbacks=[WhiteningBiasFreezer(epochs=1), record])
-    assert np.abs(seen[1] - seen[0]).max() > 1e-4  # trained in epoch 0
-    np.testing.assert_array_equal(seen[2], seen[1])
-    np.testing.assert_array_equal(seen[3], seen[1])
-    assert not stem.bias_trainable_now
-
-
-def test_freezer_warns_without_whitening_layer():
-    inputs = keras.Input((4,))
-    model = keras.Model(inputs, keras.layers.Dense(1)(inputs))
-    model.compile(optimizer="sgd", loss="mse")
-    with pytest.warns(UserWarning, match="no PatchWhitening"):
-        model.fit(np.ones((4, 4)), np.ones((4, 1)), epochs=1, verbose=0,
-                  callbacks=[WhiteningBiasFreezer()])
-
-
-def test_freezer_config_round_trip():
-    callback = WhiteningBiasFreezer.from_config(
-        WhiteningBiasFreezer(epochs=2).get_config())
-    assert callback.epochs == 2
-
-
-@pytest.mark.parametrize("epochs", [-1, 1.5, True])
-def test_freezer_rejects_bad_epochs(epochs):
-    with pytest.raises(ValueError, match="argument `epochs`"):
-        WhiteningBiasFreezer(epochs=epochs)
 
 
 @pytest.mark.parametrize("patch_size", [0, 1.5])

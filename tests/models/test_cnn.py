@@ -9,6 +9,7 @@ from keras_regkit.models import ARCHITECTURES
 from keras_regkit.models import PRESETS
 from keras_regkit.models import build_backbone
 from keras_regkit.models import build_cnn
+from tests.helpers import random_batch
 
 # The seed's layer sequence (SEED_FACTS.md), Input first.
 SEED_SEQUENCE = [
@@ -59,8 +60,8 @@ def test_medium_parameter_count():
     assert model.count_params() == expected == 4_592_330
 
 
-def test_output_name_and_uncompiled(cifar10_batch):
-    x, _ = cifar10_batch
+def test_output_name_and_uncompiled():
+    x, _ = random_batch()
     model = build_cnn((32, 32, 3), 10, "small")
     assert model.name == "small_cnn"
     assert build_cnn((32, 32, 3), 10, "small", name="mine").name == "mine"
@@ -168,8 +169,8 @@ def test_unknown_preset_name_is_refused():
         build_cnn((32, 32, 3), 10, "huge")
 
 
-def test_one_fit_step_on_cifar10(cifar10_batch):
-    x, y = cifar10_batch
+def test_one_fit_step():
+    x, y = random_batch()
     model = build_cnn((32, 32, 3), 10, PRESETS["small"].replace(**TINY))
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     before = [keras.ops.convert_to_numpy(w) for w in model.trainable_weights]
@@ -187,5 +188,9 @@ def test_build_backbone_dispatches_by_architecture():
         assert model.name == f"small_{architecture}"
         assert model.output_shape == (None, 10)
     assert build_backbone((32, 32, 3), 10, "fast").name == "fast_fast"
-    with pytest.raises(ValueError, match="Unknown architecture.*'resnet'"):
+    with pytest.raises(ValueError, match="`architecture`.*'resnet'.*vit"):
         build_backbone((32, 32, 3), 10, preset, "vit")
+    # Image backbones need (height, width, channels); the MLP takes any shape.
+    with pytest.raises(ValueError, match="`input_shape`.*channels"):
+        build_backbone((3072,), 10, preset, "cnn")
+    assert build_backbone((3072,), 10, preset, "mlp").output_shape == (None, 10)

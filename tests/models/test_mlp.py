@@ -6,6 +6,7 @@ import pytest
 
 from keras_regkit.models import PRESETS
 from keras_regkit.models import build_mlp
+from tests.helpers import random_batch
 
 
 def layer_types(model):
@@ -30,8 +31,8 @@ def test_small_mlp_layers_and_parameter_count():
     assert rates == [0.2, 0.2]
 
 
-def test_output_is_a_distribution(cifar10_batch):
-    x, _ = cifar10_batch
+def test_output_is_a_distribution():
+    x, _ = random_batch()
     model = build_mlp((32, 32, 3), 10, "small")
     probs = keras.ops.convert_to_numpy(model(x[:8], training=False))
     assert probs.shape == (8, 10)
@@ -77,8 +78,8 @@ def test_l2_only_in_l2_mode_and_ten_times_l2():
     assert zero.losses == []
 
 
-def test_max_norm_is_enforced_after_a_step(cifar10_batch):
-    x, y = cifar10_batch
+def test_max_norm_is_enforced_after_a_step():
+    x, y = random_batch()
     preset = PRESETS["small"].replace(dense_units=(64,), max_norm=0.5)
     model = build_mlp((32, 32, 3), 10, preset)
     layer = model.get_layer("dense1")

@@ -8,6 +8,7 @@ from keras_regkit.layers.drop_block import DropBlock2D
 from keras_regkit.layers.stochastic_depth import StochasticDepth
 from keras_regkit.models import PRESETS
 from keras_regkit.models import build_resnet
+from tests.helpers import random_batch
 from tests.helpers import save_and_reload
 
 TINY = PRESETS["small"].replace(
@@ -20,8 +21,8 @@ def layers_of(model, cls):
     return [layer for layer in model.layers if isinstance(layer, cls)]
 
 
-def test_tiny_resnet_shape_name_and_parameter_count(cifar10_batch):
-    x, _ = cifar10_batch
+def test_tiny_resnet_shape_name_and_parameter_count():
+    x, _ = random_batch()
     model = build_resnet((32, 32, 3), 10, TINY)
     assert model.name == "small_resnet"
     assert not model.compiled
@@ -116,8 +117,8 @@ def test_invalid_arguments(kwargs, match):
         build_resnet(**args)
 
 
-def test_save_and_reload_keeps_inference_outputs(cifar10_batch, tmp_path):
-    x, _ = cifar10_batch
+def test_save_and_reload_keeps_inference_outputs(tmp_path):
+    x, _ = random_batch()
     preset = TINY.replace(stochastic_depth_rate=0.2, dropblock_rate=0.1,
                           dropout_dense=0.2)
     model = build_resnet((32, 32, 3), 10, preset)
@@ -129,8 +130,8 @@ def test_save_and_reload_keeps_inference_outputs(cifar10_batch, tmp_path):
                                rtol=0, atol=1e-6)
 
 
-def test_one_fit_step_on_cifar10(cifar10_batch):
-    x, y = cifar10_batch
+def test_one_fit_step():
+    x, y = random_batch()
     model = build_resnet((32, 32, 3), 10,
                          TINY.replace(stochastic_depth_rate=0.1))
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")

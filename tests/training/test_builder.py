@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from keras_regkit import OverfittingDetector, ProductionModelBuilder
-from keras_regkit.training.runs._resume import RunBackup
-from keras_regkit.training.builder import RUN_FILES
+from keras_regkit.callbacks import RunBackup
+from keras_regkit.training.runs import RUN_FILES
 from tests.helpers import SEED_TABLE
 
 # A tiny version of the small preset so a real fit takes about a second.
@@ -282,8 +282,6 @@ def test_fast_preset_trains_with_its_tricks(cifar10_small, tmp_path):
                    if isinstance(c, keras.callbacks.EarlyStopping))
     assert not stopper.restore_best_weights  # Lookahead ends on its average
     # In a run folder, each epoch's backup keeps Lookahead's slow weights.
-    from keras_regkit.training.runs._resume import RunBackup
-
     in_run = builder.get_callbacks(log_dir=None, run_dir=tmp_path)
     assert isinstance(in_run[-1], RunBackup)
     assert any(isinstance(c, Lookahead) and c in in_run

@@ -12,8 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import requires_tensorflow
-
 SCRIPT = r"""
 import json
 import tensorflow as tf
@@ -49,7 +47,7 @@ print(json.dumps({
 """
 
 
-@requires_tensorflow
+@pytest.mark.requires_tensorflow
 @pytest.mark.slow
 def test_mirrored_strategy_matches_one_device():
     root = Path(__file__).resolve().parents[2]

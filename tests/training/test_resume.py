@@ -20,7 +20,9 @@ import keras
 import numpy as np
 import pytest
 
-from keras_regkit.training.runs import _resume, _files as _run_files
+from keras_regkit import _atomic
+from keras_regkit.callbacks import BestModelCheckpoint, RunBackup
+from keras_regkit.callbacks.best_model_checkpoint import CHECKPOINT_MEMBER
 from keras_regkit.data import load_cifar10_sample
 from tests._drivers.train_run import CONFIG, N_TRAIN, N_VAL, tiny_builder
 
@@ -74,7 +76,7 @@ def temp_files(run_dir):
 def stored_best(path):
     with zipfile.ZipFile(path) as archive:
         assert archive.testzip() is None
-        return json.loads(archive.read(_run_files.CHECKPOINT_MEMBER))["best"]
+        return json.loads(archive.read(CHECKPOINT_MEMBER))["best"]
 
 
 def check_final_names_complete(run_dir):
@@ -245,7 +247,7 @@ def _fit_with_backup(model, x, y, backup, last):
     model.fit(x, y, validation_data=(x[:32], y[:32]), epochs=5,
               batch_size=16, verbose=0,
               callbacks=[early, plateau,
-                         _resume.RunBackup(backup, last.watch), last])
+                         RunBackup(backup, last.watch), last])
 
 
 def test_backup_restores_weights_optimizer_and_best_so_far_state(
@@ -290,7 +292,7 @@ def test_best_model_is_never_replaced_by_a_worse_one_after_resume(tmp_path):
     # resume and overwrites the best model with the first epoch it sees.
     model = _dense_model()
     path = tmp_path / "best_model.keras"
-    first = _run_files.BestModelCheckpoint(path)
+    first = BestModelCheckpoint(path)
     first.set_model(model)
     first.on_train_begin()
     first.on_epoch_end(0, {"loss": 2.0, "val_accuracy": 0.5})
@@ -301,7 +303,7 @@ def test_best_model_is_never_replaced_by_a_worse_one_after_resume(tmp_path):
     first.state_path.write_text(json.dumps(
         {"monitor": "val_accuracy", "best": 0.5, "epoch": 0}))
     model.set_weights([w + 1.0 for w in model.get_weights()])
-    resumed = _run_files.BestModelCheckpoint(path)
+    resumed = BestModelCheckpoint(path)
     resumed.set_model(model)
     resumed.on_train_begin()
     assert (resumed.best, resumed.best_epoch) == (0.7, 1)
@@ -320,14 +322,14 @@ def test_best_model_is_never_replaced_by_a_worse_one_after_resume(tmp_path):
 def test_a_write_that_fails_midway_leaves_the_old_file_and_no_temp(
         tmp_path, monkeypatch):
     path = tmp_path / "summary.json"
-    _run_files.atomic_write_json(path, {"epochs": 1})
+    _atomic.atomic_write_json(path, {"epochs": 1})
 
     def crash(fd):
         raise OSError("disk gone")
 
     monkeypatch.setattr(os, "fsync", crash)
     with pytest.raises(OSError, match="disk gone"):
-        _run_files.atomic_write_json(path, {"epochs": 2})
+        _atomic.atomic_write_json(path, {"epochs": 2})
     assert json.loads(path.read_text()) == {"epochs": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["summary.json"]
 
@@ -336,7 +338,7 @@ def test_temp_files_of_a_killed_write_are_removed_on_resume(tmp_path):
     for name in (".history.csv.k3j2", ".best_model.x81.keras",
                  ".config.yaml.abc.tmp", "history.csv", ".keep"):
         (tmp_path / name).write_text("x")
-    removed = _run_files.remove_temp_files(
+    removed = _atomic.remove_temp_files(
         tmp_path, ["history.csv", "best_model.keras", "config.yaml"])
     assert len(removed) == 3
     assert sorted(p.name for p in tmp_path.iterdir()) == [".keep",
