@@ -1,0 +1,179 @@
+"""Saved models load anywhere: a fresh process, any of the three backends.
+
+One small model per serializable public class is saved on the backend this
+pass runs on, then loaded in fresh subprocesses that import only
+`keras_regkit` and Keras, one per backend. Each subprocess predicts the
+same inputs; the predictions must match the ones made before saving.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+import keras_regkit
+from keras_regkit import constraints, initializers, layers, losses, metrics
+from keras_regkit import regularizers, schedules
+
+BACKENDS = ("tensorflow", "jax", "torch")
+# Cross-backend tolerance: the models are a few float32 dot products and
+# convolutions of order-1 values; backends sum in different orders, which
+# moves a result by a few ulps per term (float32 eps 1.2e-7 times at most a
+# few hundred terms), far below 1e-4 relative.
+RTOL, ATOL = 1e-4, 1e-5
+
+
+def _dense_model(**dense_kwargs):
+    inputs = keras.Input((6,))
+    outputs = keras.layers.Dense(4, **dense_kwargs)(inputs)
+    return keras.Model(inputs, outputs)
+
+
+def _image_model(*blocks):
+    inputs = keras.Input((8, 8, 3))
+    x = inputs
+    for block in blocks:
+        x = block(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, keras.layers.Dense(3)(x))
+
+
+def _compiled(model, **compile_kwargs):
+    model.compile(optimizer=compile_kwargs.pop("optimizer", "sgd"),
+                  **compile_kwargs)
+    return model
+
+
+def _models():
+    """`{public class name: model using it}`; one model per class."""
+    rng = np.random.default_rng(0)
+    anchor = rng.normal(size=(6, 4)).astype("float32")
+    whitening = layers.PatchWhitening(patch_size=2)
+    whitening.build((None, 8, 8, 3))
+    whitening.adapt(rng.uniform(size=(32, 8, 8, 3)).astype("float32"))
+    return {
+        "DropConnect": _image_model(
+            layers.DropConnect(keras.layers.Conv2D(4, 3), rate=0.2, seed=1)),
+        "DropConnectDense": keras.Sequential(
+            [keras.Input((6,)), layers.DropConnectDense(4, rate=0.3, seed=1)]),
+        "GaussianWeightNoise": _image_model(layers.GaussianWeightNoise(
+            keras.layers.Conv2D(4, 3), stddev=0.1, seed=1)),
+        "ConcreteDropout": keras.Sequential([keras.Input((6,)),
+                                             layers.ConcreteDropout(
+                                                 keras.layers.Dense(4))]),
+        "MCDropout": keras.Sequential(
+            [keras.Input((6,)), keras.layers.Dense(5),
+             layers.MCDropout(0.3, mc=False, seed=1)]),
+        "MCSpatialDropout2D": _image_model(
+            keras.layers.Conv2D(4, 3),
+            layers.MCSpatialDropout2D(0.3, mc=False, seed=1)),
+        "DropBlock2D": _image_model(keras.layers.Conv2D(4, 3),
+                                    layers.DropBlock2D(0.2, 3, seed=1)),
+        "StochasticDepth": _image_model(keras.layers.Conv2D(4, 3),
+                                        layers.StochasticDepth(0.2, seed=1)),
+        "PatchWhitening": _image_model(whitening),
+        "ScaledBias": _image_model(keras.layers.Conv2D(4, 3),
+                                   layers.ScaledBias(lr_multiplier=8.0)),
+        "ElasticNet": _dense_model(
+            kernel_regularizer=regularizers.ElasticNet(1e-3, 1e-2)),
+        "L2SP": _dense_model(
+            kernel_regularizer=regularizers.L2SP(1e-2, anchor=anchor)),
+        "GroupLasso": _dense_model(
+            kernel_regularizer=regularizers.GroupLasso(1e-2)),
+        "SpectralNormConstraint": _dense_model(
+            kernel_constraint=constraints.SpectralNormConstraint(2.0)),
+        "CenteredUnitNorm": _dense_model(
+            kernel_constraint=constraints.CenteredUnitNorm()),
+        "PartialDirac": _image_model(keras.layers.Conv2D(
+            3, 3, padding="same",
+            kernel_initializer=initializers.PartialDirac(seed=1))),
+        "LabelSmoothingCrossEntropy": _compiled(
+            _dense_model(activation="softmax"),
+            loss=losses.LabelSmoothingCrossEntropy(0.1)),
+        "TopKAccuracy": _compiled(
+            _dense_model(activation="softmax"),
+            loss="sparse_categorical_crossentropy",
+            metrics=[metrics.TopKAccuracy(2)]),
+        "ExpectedCalibrationError": _compiled(
+            _dense_model(activation="softmax"),
+            loss="sparse_categorical_crossentropy",
+            metrics=[metrics.ExpectedCalibrationError(n_bins=5)]),
+        "WarmupLinearDecay": _compiled(
+            _dense_model(), loss="mse",
+            optimizer=keras.optimizers.SGD(schedules.WarmupLinearDecay(
+                0.1, total_steps=100, warmup_steps=10))),
+    }
+
+
+# Keras objects a model can carry; callbacks are registered too but never
+# saved inside a model file.
+MODEL_FAMILIES = (keras.layers.Layer, keras.regularizers.Regularizer,
+                  keras.constraints.Constraint, keras.initializers.Initializer,
+                  keras.losses.Loss, keras.metrics.Metric,
+                  keras.optimizers.schedules.LearningRateSchedule)
+
+LOADER = textwrap.dedent("""
+    import json, sys
+    import numpy as np
+    import keras_regkit  # the only keras_regkit import
+    import keras
+
+    folder = sys.argv[1]
+    names = json.load(open(folder + "/names.json"))
+    inputs = np.load(folder + "/inputs.npz")
+    out = {}
+    for name in names:
+        model = keras.saving.load_model(f"{folder}/{name}.keras")
+        out[name] = np.asarray(model.predict(inputs[name], verbose=0))
+    np.savez(folder + f"/loaded_{keras.backend.backend()}.npz", **out)
+""")
+
+
+def test_every_model_family_class_has_a_saving_case():
+    classes = {
+        name for name in keras_regkit.__all__
+        if isinstance(getattr(keras_regkit, name), type)
+        and issubclass(getattr(keras_regkit, name), MODEL_FAMILIES)
+    }
+    assert classes == set(_models())
+
+
+@pytest.fixture(scope="module")
+def saved_models(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("saved")
+    rng = np.random.default_rng(1)
+    inputs, expected = {}, {}
+    for name, model in _models().items():
+        x = rng.uniform(size=(5,) + tuple(model.input_shape[1:]))
+        inputs[name] = x.astype("float32")
+        expected[name] = np.asarray(model.predict(inputs[name], verbose=0))
+        model.save(folder / f"{name}.keras")
+    np.savez(folder / "inputs.npz", **inputs)
+    (folder / "names.json").write_text(json.dumps(sorted(inputs)))
+    return folder, expected
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_models_load_in_a_fresh_process_on_every_backend(saved_models,
+                                                         backend):
+    folder, expected = saved_models
+    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
+    result = subprocess.run(
+        [sys.executable, "-c", LOADER, str(folder)], capture_output=True,
+        text=True, env=env, timeout=600,
+        cwd=Path(keras_regkit.__file__).resolve().parents[1])
+    assert result.returncode == 0, result.stderr[-3000:]
+    loaded = np.load(folder / f"loaded_{backend}.npz")
+    assert sorted(loaded.files) == sorted(expected)
+    for name, want in expected.items():
+        np.testing.assert_allclose(loaded[name], want, rtol=RTOL, atol=ATOL,
+                                   err_msg=f"{name} saved on "
+                                   f"{keras.backend.backend()}, loaded on "
+                                   f"{backend}")
