@@ -223,25 +223,26 @@ class WeightStatsMonitor(keras.callbacks.Callback):
                   f"{scalars['weights/update_ratio']:.3g}")
         self._check(epoch, scalars)
 
+    def _warn_once(self, key, epoch, message):
+        self._warned.add(key)
+        warnings.warn(f"Possible over-regularization at epoch {epoch}: "
+                      f"{message}", stacklevel=3)
+
     def _check(self, epoch, scalars):
         zero = scalars["weights/zero_fraction"]
         if (self.warn_zero_fraction is not None and "zero" not in self._warned
                 and zero > self.warn_zero_fraction):
-            self._warned.add("zero")
-            warnings.warn(
-                f"Possible over-regularization at epoch {epoch}: "
+            self._warn_once("zero", epoch, (
                 f"{zero:.1%} of kernel weights are near zero (|w| < "
                 f"{self.zero_tol:g}), above {self.warn_zero_fraction:.0%}. "
-                "Consider less L1/L2, weight decay or dropout.", stacklevel=2)
+                "Consider less L1/L2, weight decay or dropout."))
         if self.warn_norm_ratio is None or "norm" in self._warned:
             return
         for name, start in self._initial_norms.items():
             now = scalars[f"weights/{name}/l2_norm"]
             if start > 0 and now < self.warn_norm_ratio * start:
-                self._warned.add("norm")
-                warnings.warn(
-                    f"Possible over-regularization at epoch {epoch}: the "
-                    f"kernel norm of layer `{name}` fell from {start:.4g} to "
-                    f"{now:.4g} ({now / start:.1%} of its start). Consider "
-                    "less L2 or weight decay.", stacklevel=2)
+                self._warn_once("norm", epoch, (
+                    f"the kernel norm of layer `{name}` fell from {start:.4g} "
+                    f"to {now:.4g} ({now / start:.1%} of its start). "
+                    "Consider less L2 or weight decay."))
                 return

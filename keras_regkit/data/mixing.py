@@ -100,15 +100,7 @@ def cutmix(images, labels, alpha, seed):
 
     One `lam ~ Beta(alpha, alpha)` and one box per batch; the labels are
     weighted by the area actually kept after clipping the box to the image.
-
-    Args:
-        images: float images (B, H, W, C).
-        labels: float soft labels (B, K).
-        alpha: the Beta concentration, > 0.
-        seed: a stateless seed, shape (2,).
-
-    Returns:
-        `(images, labels)` mixed.
+    Arguments and result are those of `mixup`.
 
     References:
         - Yun et al., "CutMix: Regularization Strategy to Train Strong

@@ -43,12 +43,8 @@ class DropConnect(KernelPerturbation):
     that kernel. At inference the output is exactly the wrapped layer's.
     The wrapper has no trainable weights of its own.
 
-    Each training step draws one random number per kernel entry, so its
-    cost grows with the kernel's size. Under TensorFlow with
-    `jit_compile=True` on a CPU, XLA's default random-number generator is
-    slow (`bench/bench_layers.py --jit` measures about 4x the step time of
-    Dense+Dropout); Keras's default `jit_compile="auto"` leaves XLA off on
-    CPUs, where the overhead is under 10%.
+    Its cost grows with the kernel's size: see `KernelPerturbation` in
+    `layers/_kernel_wrapper.py` (XLA on a CPU is slow for it).
 
     Args:
         layer: a `keras.layers.Dense`, `Conv1D`, `Conv2D` or `Conv3D`

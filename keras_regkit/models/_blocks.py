@@ -9,6 +9,20 @@ import keras
 
 from keras_regkit._validation import check_int
 from keras_regkit._validation import invalid
+from keras_regkit.models.presets import get_preset
+
+
+def resolve_model_args(preset, input_shape, num_classes, rank=None):
+    """`(preset, input_shape, num_classes)` resolved and validated.
+
+    Args:
+        preset: a `CapacityPreset`, a preset name, a mapping or a YAML path.
+        input_shape: shape of one example.
+        num_classes: number of classes (at least 2).
+        rank: required length of `input_shape`; any length >= 1 if None.
+    """
+    return (get_preset(preset),
+            *check_model_args(input_shape, num_classes, rank))
 
 
 def check_model_args(input_shape, num_classes, rank=None):

@@ -17,10 +17,9 @@ import keras
 
 from keras_regkit._validation import invalid
 from keras_regkit.models._blocks import apply_classifier_head
-from keras_regkit.models._blocks import check_model_args
+from keras_regkit.models._blocks import resolve_model_args
 from keras_regkit.models._blocks import check_spatial_size
 from keras_regkit.models._blocks import conv_kernel_regularizer
-from keras_regkit.models.presets import get_preset
 
 
 def stage_dropout_rate(preset, stage_index):
@@ -114,10 +113,8 @@ def build_cnn(input_shape, num_classes, preset="medium", name=None):
     >>> model.name
     'medium_cnn'
     """
-    preset = get_preset(preset)
-    input_shape, num_classes = check_model_args(
-        input_shape, num_classes, rank=3
-    )
+    preset, input_shape, num_classes = resolve_model_args(
+        preset, input_shape, num_classes, rank=3)
     check_spatial_size(input_shape, len(preset.conv_filters))
     check_conv_dropout(preset)
     inputs = keras.Input(shape=input_shape, name="inputs")

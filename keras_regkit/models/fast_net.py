@@ -28,8 +28,7 @@ from keras_regkit.layers.scaled_bias import ScaledBias
 from keras_regkit.layers.whitening import PatchWhitening
 from keras_regkit.models._blocks import check_spatial_size
 from keras_regkit.models._blocks import conv_kernel_regularizer
-from keras_regkit.models._blocks import check_model_args
-from keras_regkit.models.presets import get_preset
+from keras_regkit.models._blocks import resolve_model_args
 
 LOGIT_SCALE = 1.0 / 9.0
 # CIFAR-10 training-set channel means and standard deviations (of [0, 1]
@@ -134,10 +133,8 @@ def build_fast_net(input_shape, num_classes, preset="fast", name=None,
         Keller Jordan, "94% on CIFAR-10 in 3.29 Seconds on a Single GPU",
         2024 (airbench).
     """
-    preset = get_preset(preset)
-    input_shape, num_classes = check_model_args(
-        input_shape, num_classes, rank=3
-    )
+    preset, input_shape, num_classes = resolve_model_args(
+        preset, input_shape, num_classes, rank=3)
     logit_scale = check_positive("logit_scale", logit_scale)
     check_spatial_size(input_shape, len(preset.conv_filters), extra=1)
     inputs = keras.Input(shape=input_shape, name="inputs")

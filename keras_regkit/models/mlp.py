@@ -8,8 +8,7 @@ is that model: Flatten, then one Dense block per entry of
 import keras
 
 from keras_regkit.models._blocks import apply_classifier_head
-from keras_regkit.models._blocks import check_model_args
-from keras_regkit.models.presets import get_preset
+from keras_regkit.models._blocks import resolve_model_args
 
 
 def build_mlp(input_shape, num_classes, preset="medium", name=None):
@@ -32,8 +31,8 @@ def build_mlp(input_shape, num_classes, preset="medium", name=None):
     >>> model.name
     'small_mlp'
     """
-    preset = get_preset(preset)
-    input_shape, num_classes = check_model_args(input_shape, num_classes)
+    preset, input_shape, num_classes = resolve_model_args(
+        preset, input_shape, num_classes)
     inputs = keras.Input(shape=input_shape, name="inputs")
     x = inputs
     if len(input_shape) > 1:

@@ -16,8 +16,7 @@ from keras_regkit._validation import invalid
 from keras_regkit.layers.drop_block import DropBlock2D
 from keras_regkit.layers.stochastic_depth import StochasticDepth
 from keras_regkit.models._blocks import conv_kernel_regularizer
-from keras_regkit.models._blocks import check_model_args
-from keras_regkit.models.presets import get_preset
+from keras_regkit.models._blocks import resolve_model_args
 
 _INITIALIZER = "he_normal"
 
@@ -136,10 +135,8 @@ def build_resnet(input_shape, num_classes, preset="medium", name=None,
     >>> model.name
     'small_resnet'
     """
-    preset = get_preset(preset)
-    input_shape, num_classes = check_model_args(
-        input_shape, num_classes, rank=3
-    )
+    preset, input_shape, num_classes = resolve_model_args(
+        preset, input_shape, num_classes, rank=3)
     filters = _check_stackwise(
         "stackwise_num_filters", stackwise_num_filters, preset.conv_filters
     )

@@ -56,6 +56,12 @@ def tensorboard_available():
     return True
 
 
+def _file(name):
+    """A read-only property: the path of `name` inside the run folder."""
+    return property(lambda self: self.path / name,
+                    doc=f"The path of `{name}` in the run folder.")
+
+
 class RunFolder:
     """The folder of one training run: its file names, callbacks and order.
 
@@ -81,43 +87,16 @@ class RunFolder:
     def __repr__(self):
         return f"RunFolder({str(self.path)!r})"
 
-    # File names.
-
-    @property
-    def config(self):
-        return self.path / CONFIG
-
-    @property
-    def history_csv(self):
-        return self.path / HISTORY
-
-    @property
-    def best_model(self):
-        return self.path / BEST_MODEL
-
-    @property
-    def final_model(self):
-        return self.path / FINAL_MODEL
-
-    @property
-    def summary(self):
-        return self.path / SUMMARY
-
-    @property
-    def training_curves(self):
-        return self.path / CURVES
-
-    @property
-    def detector_state(self):
-        return self.path / DETECTOR_STATE
-
-    @property
-    def backup_dir(self):
-        return self.path / BACKUP
-
-    @property
-    def log_dir(self):
-        return self.path / LOGS
+    # File names: `folder.history_csv` is `folder.path / "history.csv"`.
+    config = _file(CONFIG)
+    history_csv = _file(HISTORY)
+    best_model = _file(BEST_MODEL)
+    final_model = _file(FINAL_MODEL)
+    summary = _file(SUMMARY)
+    training_curves = _file(CURVES)
+    detector_state = _file(DETECTOR_STATE)
+    backup_dir = _file(BACKUP)
+    log_dir = _file(LOGS)
 
     def existing_files(self):
         """The names of `RUN_FILES` present in the folder."""
