@@ -98,7 +98,7 @@ def _as_anchor(anchor):
 
 
 @register
-class L2SP(keras.regularizers.Regularizer):
+class L2SP(keras.regularizers.Regularizer, keras.Operation):
     """L2-SP: pulls weights toward their pre-trained starting point.
 
     The penalty is `alpha * sum((w - anchor) ** 2)`. Like
@@ -108,13 +108,21 @@ class L2SP(keras.regularizers.Regularizer):
     is plain weight decay, not L2-SP. Use `apply_l2sp` to anchor every kernel
     of a pre-trained model at its current value.
 
-    The anchor is stored in the config as nested Python lists, so a model
-    using it saves to `.keras`; that config grows with the kernel.
+    The anchor is state of the model, not configuration: a model saved to
+    `.keras` keeps it in the weights file, in binary, beside the kernel it
+    anchors (Keras saves the state of every saveable attribute of a layer,
+    and the regularizer is the layer's `kernel_regularizer`); the config
+    holds only its shape. A file written before 0.1.0 with the anchor in its
+    config still loads.
 
     Args:
         alpha: non-negative strength. Defaults to `0.01`.
         anchor: array-like with the weight's exact shape, the starting
-            point (stored as float32). Required.
+            point (stored as float32). Required unless `anchor_shape` is
+            given.
+        anchor_shape: the anchor's shape when the anchor itself comes from a
+            saved model's weights (what `from_config` passes). Defaults to
+            `None`.
 
     Example:
 
@@ -126,9 +134,16 @@ class L2SP(keras.regularizers.Regularizer):
           learning with convolutional networks", ICML 2018.
     """
 
-    def __init__(self, alpha=0.01, anchor=None):
+    def __init__(self, alpha=0.01, anchor=None, anchor_shape=None):
+        keras.Operation.__init__(self)
         self.alpha = check_non_negative("alpha", alpha)
-        self.anchor = _as_anchor(anchor)
+        if anchor is None and anchor_shape is not None:
+            shape = _as_shape(anchor_shape)
+            self.anchor = np.zeros(shape, "float32")
+            self._anchor_loaded = False
+        else:
+            self.anchor = _as_anchor(anchor)
+            self._anchor_loaded = True
 
     def __call__(self, x):
         if tuple(x.shape) != self.anchor.shape:
@@ -140,7 +155,41 @@ class L2SP(keras.regularizers.Regularizer):
         return l2sp_penalty(x, self.anchor, self.alpha)
 
     def get_config(self):
-        return {"alpha": self.alpha, "anchor": self.anchor.tolist()}
+        return {"alpha": self.alpha, "anchor_shape": list(self.anchor.shape)}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def save_own_variables(self, store):
+        store["anchor"] = self.anchor
+
+    def load_own_variables(self, store):
+        if "anchor" not in store:
+            if self._anchor_loaded:  # an older file: the config held it
+                return
+            raise ValueError(
+                "This L2SP regularizer's anchor is missing from the saved "
+                "weights, so the model cannot be restored with its starting "
+                "point. Re-create it with apply_l2sp on the pre-trained model.")
+        anchor = np.asarray(store["anchor"], "float32")
+        if anchor.shape != self.anchor.shape:
+            raise ValueError(
+                "The saved L2SP anchor does not match the configured shape. "
+                f"Received: anchor shape {anchor.shape}, expected "
+                f"{self.anchor.shape}")
+        self.anchor = anchor
+        self._anchor_loaded = True
+
+
+def _as_shape(shape):
+    valid = isinstance(shape, (list, tuple)) and len(shape) > 0 and all(
+        isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d > 0
+        for d in shape)
+    if not valid:
+        raise invalid("anchor_shape", shape,
+                      "a non-empty tuple of positive integers")
+    return tuple(int(d) for d in shape)
 
 
 def _kernel_variable(layer):
