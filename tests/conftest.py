@@ -16,6 +16,14 @@ import numpy as np
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# XLA compiles every new shape and model the tests make (all of JAX, and
+# jit_compile=True on TensorFlow); for tensors this small its CPU backend's
+# optimization passes cost far more than they save: level 0 halves the JAX
+# pass. It changes how fast the compiled code runs and at most the float32
+# rounding of what it computes, which every tolerance allows for. Set
+# before Keras starts a backend (subprocesses that tests start inherit it);
+# an XLA_FLAGS already set is kept as it is.
+os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0")
 
 import keras  # noqa: E402
 
@@ -47,7 +55,8 @@ def _data_required():
 def pytest_collection_modifyitems(config, items):
     backend = keras.backend.backend()
     tf_skip = pytest.mark.skip(
-        reason=f"needs the TensorFlow backend (KERAS_BACKEND={backend})"
+        reason="needs TensorFlow itself (its backend, tf.data or "
+        f"tf.distribute); this pass runs KERAS_BACKEND={backend}"
     )
     for item in items:
         if any(name in item.fixturenames for name in DATA_FIXTURES):
@@ -73,7 +82,7 @@ def pytest_runtest_setup(item):
 def cifar10_archive():
     """Path of the real CIFAR-10 training split (JPEG, folder per class)."""
     reason = _data_missing_reason()
-    if reason is not None:  # reached only through an unmarked fixture use
+    if reason is not None:  # only a dynamic getfixturevalue gets here
         (pytest.fail if _data_required() else pytest.skip)(reason)
     return _archive_path()
 

@@ -12,6 +12,7 @@ Extra arguments are passed to every pytest run (e.g. `-x`, `-k name`).
 import os
 import subprocess
 import sys
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -41,13 +42,15 @@ def main(argv):
         print(f"=== KERAS_BACKEND={backend}: tests", flush=True)
         cmd = [sys.executable, "-m", "pytest", "-q", f"--junitxml={report}",
                "tests"]
+        start = time.monotonic()
         code = subprocess.call(cmd + list(argv), cwd=ROOT, env=env)
+        seconds = time.monotonic() - start
         if code != 0 or not report.exists():
             ok = False
         if report.exists():
             counts = _counts(report)
             print(f"{backend}: {counts[0]} passed, {counts[1]} failed, "
-                  f"{counts[2]} skipped", flush=True)
+                  f"{counts[2]} skipped in {seconds:.0f} s", flush=True)
             for i, n in enumerate(counts):
                 totals[i] += n
     passed, failed, skipped = totals

@@ -259,6 +259,14 @@ class RegularizationScheduler(keras.callbacks.Callback):
                                    "regularizer_schedule", epoch)
         if changed:
             # The train step bakes the rates and strengths in when traced.
+            if keras.backend.backend() == "jax":
+                # jax.jit reuses its trace of the same `train_step` method
+                # while the old train function is still referenced (by any
+                # callback, say), which would keep the old values: drop the
+                # traces so the new step traces the new values.
+                import jax
+
+                jax.clear_caches()
             self.model.make_train_function(force=True)
             self.model.make_test_function(force=True)
             if self.verbose:

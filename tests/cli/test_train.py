@@ -65,6 +65,7 @@ def test_missing_data_dir_is_reported(tmp_path, capsys):
     assert "nowhere" in capsys.readouterr().err
 
 
+@pytest.mark.requires_tensorflow  # builder.train: tf.data
 @pytest.mark.slow
 def test_train_on_the_embedded_sample_writes_the_run_folder(tmp_path, capsys):
     run = tmp_path / "run"

@@ -4,7 +4,6 @@ import io
 import os
 import pickle
 import tarfile
-import time
 
 import numpy as np
 import pytest
@@ -311,25 +310,27 @@ def test_make_sample_rebuilds_the_same_bytes(cifar10_archive):
 
 
 @pytest.mark.slow
-def test_full_archive_and_cache_speed(cifar10_archive, cifar10_small,
-                                      tmp_path):
-    start = time.perf_counter()
+def test_full_archive_and_its_cache(cifar10_archive, cifar10_small,
+                                    tmp_path, monkeypatch):
     with pytest.warns(UserWarning, match="no test split"):
         (x, y), (x_test, _) = load_cifar10(
             cifar10_archive, cache_dir=tmp_path, shuffle_seed=None)
-    first = time.perf_counter() - start
-    start = time.perf_counter()
-    with pytest.warns(UserWarning, match="no test split"):
-        (x2, y2), _ = load_cifar10(cifar10_archive, cache_dir=tmp_path,
-                                   shuffle_seed=None)
-    second = time.perf_counter() - start
-    print(f"first load {first:.2f} s, cached load {second:.2f} s")
     assert x.shape == (50000, 32, 32, 3) and x_test.shape[0] == 0
     np.testing.assert_array_equal(np.bincount(y[:, 0]), [5000] * 10)
     np.testing.assert_allclose(x.mean(axis=(0, 1, 2)) / 255,
                                [0.4913, 0.4821, 0.4465], atol=2e-4)
-    assert second < 2.0
+
+    def fail(path):
+        raise AssertionError("decoded again instead of using the cache")
+
+    # The second load reads the cache, not the archive (how fast that is
+    # is a benchmark question, not a test).
+    monkeypatch.setattr(_formats, "read_archive", fail)
+    with pytest.warns(UserWarning, match="no test split"):
+        (x2, y2), _ = load_cifar10(cifar10_archive, cache_dir=tmp_path,
+                                   shuffle_seed=None)
     np.testing.assert_array_equal(x2, x)
+    np.testing.assert_array_equal(y2, y)
     # Class by class: the fixture's images (the first 100 of each class)
     # are among the first 100 of their class's block.
     xs, ys = cifar10_small

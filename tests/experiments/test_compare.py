@@ -83,6 +83,7 @@ def test_unknown_ablation_fails_before_loading_data(monkeypatch, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.requires_tensorflow  # trains through the builder's tf.data
 def test_compare_writes_table_csv_and_curves(fixture_data, tmp_path, capsys):
     out = tmp_path / "cmp"
     # "small" has no label smoothing: that ablation reuses the preset's run.

@@ -187,7 +187,9 @@ def test_build_backbone_dispatches_by_architecture():
         model = build_backbone((32, 32, 3), 10, preset, architecture)
         assert model.name == f"small_{architecture}"
         assert model.output_shape == (None, 10)
-    assert build_backbone((32, 32, 3), 10, "fast").name == "fast_fast"
+    # Without `architecture`, the preset's own (a narrow "fast" preset).
+    fast = PRESETS["fast"].replace(conv_filters=(8, 16, 16), stem_filters=4)
+    assert build_backbone((32, 32, 3), 10, fast).name == "fast_fast"
     with pytest.raises(ValueError, match="`architecture`.*'resnet'.*vit"):
         build_backbone((32, 32, 3), 10, preset, "vit")
     # Image backbones need (height, width, channels); the MLP takes any shape.

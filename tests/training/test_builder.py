@@ -139,6 +139,7 @@ def test_get_data_augmentation_is_one_layer_with_the_seed_transforms():
             "RandomTranslation", "RandomContrast"} <= names
 
 
+@pytest.mark.requires_tensorflow  # builder.train: tf.data
 @pytest.mark.parametrize("one_hot", [False, True])
 def test_train_on_real_images_with_int_or_one_hot_labels(cifar10_small,
                                                          one_hot):
@@ -158,6 +159,7 @@ def test_train_on_real_images_with_int_or_one_hot_labels(cifar10_small,
     np.testing.assert_allclose(probs.sum(-1), 1.0, atol=1e-5)
 
 
+@pytest.mark.requires_tensorflow  # builder.train: tf.data
 def test_train_writes_a_complete_run_folder(cifar10_small, tmp_path):
     x, y = cifar10_small
     run = tmp_path / "run"
@@ -195,6 +197,7 @@ class _Crash(keras.callbacks.Callback):
             raise KeyboardInterrupt("simulated interruption")
 
 
+@pytest.mark.requires_tensorflow  # builder.train: tf.data
 def test_interrupted_run_resumes_where_it_stopped(cifar10_small, tmp_path):
     x, y = cifar10_small
     data = (x[:200], y[:200], x[200:300], y[200:300])
@@ -212,6 +215,7 @@ def test_interrupted_run_resumes_where_it_stopped(cifar10_small, tmp_path):
     assert len(history.history["loss"]) == 3
 
 
+@pytest.mark.requires_tensorflow  # builder.train: tf.data
 def test_resume_with_a_different_config_is_refused(cifar10_small, tmp_path):
     x, y = cifar10_small
     data = (x[:100], y[:100], x[100:150], y[100:150])
@@ -236,6 +240,7 @@ def test_predict_with_tta_averages_the_mirror(cifar10_batch):
         float((plain.argmax(-1) == 0).mean()))
 
 
+@pytest.mark.requires_tensorflow  # builder.train: tf.data
 def test_mixed_bfloat16_trains_with_float32_variables(cifar10_small):
     x, y = cifar10_small
     builder = tiny_builder(epochs=1, batch_norm=True)
@@ -253,6 +258,7 @@ def test_mixed_bfloat16_trains_with_float32_variables(cifar10_small):
     assert model.output.dtype == "float32"
 
 
+@pytest.mark.requires_tensorflow  # builder.train: tf.data
 def test_train_arguments_are_validated_and_recorded(cifar10_small, tmp_path):
     x, y = cifar10_small
     with pytest.raises(ValueError, match="`epochs`"):
@@ -268,6 +274,7 @@ def test_train_arguments_are_validated_and_recorded(cifar10_small, tmp_path):
     assert (saved.epochs, saved.batch_size) == (1, 25)
 
 
+@pytest.mark.requires_tensorflow  # builder.train: tf.data
 def test_fast_preset_trains_with_its_tricks(cifar10_small, tmp_path):
     from keras_regkit import Lookahead, PatchWhitening, WhiteningBiasFreezer
 
