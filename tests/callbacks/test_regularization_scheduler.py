@@ -61,7 +61,7 @@ class _TraceProbe(keras.callbacks.Callback):
 @pytest.mark.parametrize("make_dropout, jit", [
     (lambda: keras.layers.Dropout(0.5, seed=1), False),
     pytest.param(lambda: keras.layers.Dropout(0.5, seed=1), True,
-                 marks=pytest.mark.skipif(not JIT, reason="no jit on torch")),
+                 marks=pytest.mark.skipif(not JIT, reason="no XLA on torch")),
     (lambda: MCDropout(0.5, seed=1), False),
 ], ids=["keras_Dropout", "keras_Dropout_jit", "regkit_MCDropout"])
 def test_dropped_fraction_follows_the_schedule(make_dropout, jit):

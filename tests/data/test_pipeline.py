@@ -235,8 +235,9 @@ def test_pipeline_epoch_zero_mask_is_reproducible(cifar10_small):
     x = cifar10_small[0][:64]
     first = []
     for seed in (5, 5, 6):
-        images, ids = _epoch_uint8(make_dataset(x, np.arange(64), 16, True,
-                                          augmentation=ALTERNATING, seed=seed))
+        dataset = make_dataset(x, np.arange(64), 16, True,
+                               augmentation=ALTERNATING, seed=seed)
+        images, ids = _epoch_uint8(dataset)
         matches, _ = match_shift(images, x[ids])
         flipped = np.zeros(64, bool)
         flipped[ids] = matches[1]

@@ -275,6 +275,9 @@ def test_backup_restores_weights_optimizer_and_best_so_far_state(
         np.testing.assert_array_equal(got, want)
 
 
+# JAX's and PyTorch's fit build the model before `on_train_begin`: the
+# pitfall exists on TensorFlow only.
+@pytest.mark.requires_tensorflow
 def test_resuming_an_unbuilt_model_fails_instead_of_restarting(
         cifar10_batch, tmp_path):
     # The Keras pitfall: a backup restored before the model is built would
