@@ -419,3 +419,30 @@ def check_layer(
     if run_mixed_precision_check:
         check_mixed_precision(layer_cls, init_kwargs, input_data)
     return layer
+
+
+def toy_data(n=64, classes=2, seed=0):
+    """`n` 4-feature points labelled by the signs of their first features.
+
+    Two classes: the sign of feature 0; three: how many of features 0 and 1
+    are positive. A small model learns them in a few epochs.
+    """
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 4)).astype("float32")
+    y = (x[:, 0] > 0).astype("int32")
+    if classes == 3:
+        y = y + (x[:, 1] > 0).astype("int32")
+    return x, y
+
+
+def toy_classifier(optimizer, classes=2, hidden=None, metrics=None, seed=0):
+    """A compiled softmax classifier of `toy_data` (weights seeded)."""
+    keras.utils.set_random_seed(seed)
+    layers = [keras.Input((4,))]
+    if hidden:
+        layers.append(keras.layers.Dense(hidden, activation="relu"))
+    layers.append(keras.layers.Dense(classes, activation="softmax"))
+    model = keras.Sequential(layers)
+    model.compile(optimizer, "sparse_categorical_crossentropy",
+                  metrics=metrics)
+    return model

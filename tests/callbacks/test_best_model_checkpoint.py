@@ -10,21 +10,15 @@ import pytest
 from keras_regkit.callbacks import BestModelCheckpoint
 from keras_regkit.callbacks.best_model_checkpoint import read_checkpoint_state
 
+from tests.helpers import toy_classifier, toy_data
+
 
 def _data(n=64):
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(n, 4)).astype("float32")
-    y = (x[:, 0] > 0).astype("int32")
-    return x, y
+    return toy_data(n)
 
 
 def _model():
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((4,)),
-                              keras.layers.Dense(2, activation="softmax")])
-    model.compile(keras.optimizers.SGD(0.1),
-                  "sparse_categorical_crossentropy")
-    return model
+    return toy_classifier(keras.optimizers.SGD(0.1))
 
 
 class _Scores(keras.callbacks.Callback):

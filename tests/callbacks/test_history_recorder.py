@@ -9,22 +9,16 @@ import pytest
 from keras_regkit.callbacks import HistoryRecorder
 from keras_regkit.callbacks.history_recorder import read_history_csv
 
+from tests.helpers import toy_classifier, toy_data
+
 
 def _data(n=64):
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(n, 4)).astype("float32")
-    y = ((x[:, 0] > 0).astype("int32") + (x[:, 1] > 0)).astype("int32")
-    return x, y
+    return toy_data(n, classes=3)
 
 
 def _model():
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((4,)),
-                              keras.layers.Dense(8, activation="relu"),
-                              keras.layers.Dense(3, activation="softmax")])
-    model.compile(keras.optimizers.SGD(0.05),
-                  "sparse_categorical_crossentropy", metrics=["accuracy"])
-    return model
+    return toy_classifier(keras.optimizers.SGD(0.05), classes=3, hidden=8,
+                          metrics=["accuracy"])
 
 
 def _fit(model, callbacks, epochs=3, initial_epoch=0):

@@ -7,23 +7,17 @@ import pytest
 from keras_regkit.callbacks import HistoryRecorder, NaNGuard
 from keras_regkit.callbacks.history_recorder import read_history_csv
 
+from tests.helpers import toy_classifier, toy_data
+
 BATCH = 16
 
 
 def _data(n=64):
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(n, 4)).astype("float32")
-    y = (x[:, 0] > 0).astype("int32")
-    return x, y
+    return toy_data(n)
 
 
 def _model():
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((4,)),
-                              keras.layers.Dense(2, activation="softmax")])
-    model.compile(keras.optimizers.SGD(0.01),
-                  "sparse_categorical_crossentropy")
-    return model
+    return toy_classifier(keras.optimizers.SGD(0.01))
 
 
 class _Epochs(keras.callbacks.Callback):

@@ -9,24 +9,18 @@ import pytest
 
 from keras_regkit.callbacks import RunBackup
 
+from tests.helpers import toy_classifier, toy_data
+
 EPOCHS, BATCH, N = 5, 16, 64
 
 
 def _data():
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(N, 4)).astype("float32")
-    y = ((x[:, 0] > 0).astype("int32") + (x[:, 1] > 0)).astype("int32")
-    return x, y
+    return toy_data(N, classes=3)
 
 
 def _model(seed=0):
-    keras.utils.set_random_seed(seed)
-    model = keras.Sequential([keras.Input((4,)),
-                              keras.layers.Dense(8, activation="relu"),
-                              keras.layers.Dense(3, activation="softmax")])
-    model.compile(keras.optimizers.Adam(0.01),
-                  "sparse_categorical_crossentropy")
-    return model
+    return toy_classifier(keras.optimizers.Adam(0.01), classes=3, hidden=8,
+                          seed=seed)
 
 
 def _fit(model, callbacks, epochs=EPOCHS):
