@@ -98,9 +98,11 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
                         help="1,024 training images, 3 epochs, 10 MC passes")
-    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="default 30 (3 with --quick)")
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--mc-passes", type=int, default=20)
+    parser.add_argument("--mc-passes", type=int, default=None,
+                        help="default 20 (10 with --quick)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None,
                         help="output folder (default: a new temp folder)")
@@ -112,7 +114,11 @@ def main(argv=None):
     if args.quick:
         x_train, y_train = x_train[:1024], y_train[:1024]
         x_val, y_val = x_val[:250], y_val[:250]
-        args.epochs, args.mc_passes = 3, 10
+    # Flags given explicitly win over --quick's sizes.
+    if args.epochs is None:
+        args.epochs = 3 if args.quick else 30
+    if args.mc_passes is None:
+        args.mc_passes = 10 if args.quick else 20
     x_train = x_train.astype("float32") / 255.0
     x_val = x_val.astype("float32") / 255.0
     y_train, y_val = y_train.ravel().astype("int64"), y_val.ravel().astype(

@@ -33,10 +33,16 @@ from keras_regkit.data.cifar10 import load_cifar10_sample
 REPO = Path(__file__).resolve().parents[1]
 
 
-def load(data_dir, n_train, n_val):
-    """`(x_train, y_train), (x_val, y_val)`: floats in [0, 1], int labels."""
-    candidates = [data_dir, os.environ.get("KERAS_REGKIT_DATA"),
-                  REPO.parent / "shared" / "data"]
+def load(data_dir, n_train, n_val, sample_only=False):
+    """`(x_train, y_train), (x_val, y_val)`: floats in [0, 1], int labels.
+
+    `sample_only` skips the search for a full copy (`--quick` without
+    `--data-dir`): decoding all 50,000 images would outlast the training.
+    """
+    candidates = [data_dir]
+    if not sample_only:
+        candidates += [os.environ.get("KERAS_REGKIT_DATA"),
+                       REPO.parent / "shared" / "data"]
     folder = next((Path(c) for c in candidates if c and Path(c).exists()),
                   None)
     if folder is not None:
@@ -123,17 +129,24 @@ def run(name, regularized, data, args):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true",
-                        help="500 images, 10 epochs (about a minute on CPU)")
+                        help="500 images of the package sample (unless --data-dir), "
+                        "10 epochs (about a minute on CPU)")
     parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--train-size", type=int, default=2000)
-    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--train-size", type=int, default=None,
+                        help="default 2000 (500 with --quick)")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="default 20 (10 with --quick)")
     parser.add_argument("--width", type=int, default=1024)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", default="runs/detect_overfitting")
     args = parser.parse_args(argv)
-    if args.quick:
-        args.train_size, args.epochs = 500, 10
-    data = load(args.data_dir, args.train_size, n_val=500)
+    # Flags given explicitly win over --quick's sizes.
+    if args.train_size is None:
+        args.train_size = 500 if args.quick else 2000
+    if args.epochs is None:
+        args.epochs = 10 if args.quick else 20
+    data = load(args.data_dir, args.train_size, n_val=500,
+                sample_only=args.quick)
     plain = run("unregularized", False, data, args)
     medium = run("medium_regularization", True, data, args)
     print("\nOnset of overfitting (0-based epoch; None = not detected):")

@@ -82,16 +82,20 @@ def main(argv=None):
                         help="1,000 images of the package sample (unless "
                         "--data-dir) and 3 epochs (seconds on CPU)")
     parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--images", type=int, default=10_000,
+    parser.add_argument("--images", type=int, default=None,
                         help="training images, 20%% held out (default "
-                        "10,000; the package sample has 2,000)")
-    parser.add_argument("--epochs", type=int, default=5,
-                        help="epochs (default 5, the Q&A's)")
+                        "10,000, 1,000 with --quick; the package sample "
+                        "has 2,000)")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="epochs (default 5, the Q&A's; 3 with --quick)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="runs/dropout_vs_no_dropout")
     args = parser.parse_args(argv)
-    if args.quick:
-        args.images, args.epochs = 1000, 3
+    # Flags given explicitly win over --quick's sizes.
+    if args.images is None:
+        args.images = 1000 if args.quick else 10_000
+    if args.epochs is None:
+        args.epochs = 3 if args.quick else 5
     x, y = load_images(args.data_dir, args.images, sample_only=args.quick)
     out = Path(args.out)
     histories, rows = {}, []

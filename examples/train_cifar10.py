@@ -37,7 +37,7 @@ def load(data_dir):
     return x[:-n_val], y[:-n_val], x[-n_val:], y[-n_val:]
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--capacity", default="medium")
@@ -47,7 +47,7 @@ def main():
                         help="where to save the model (default: a temp dir)")
     parser.add_argument("--quick", action="store_true",
                         help="a few seconds: 400 images, 1 epoch, small net")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     x_train, y_train, x_val, y_val = load(args.data_dir)
     overrides = {}

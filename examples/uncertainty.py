@@ -41,9 +41,11 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true",
                         help="1,000 training and 200 validation images, 2 "
                         "epochs, 20 MC passes")
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--n-iter", type=int, default=50,
-                        help="Monte Carlo passes (default 50)")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="default 10 (2 with --quick)")
+    parser.add_argument("--n-iter", type=int, default=None,
+                        help="Monte Carlo passes (default 50; 20 with "
+                        "--quick)")
     parser.add_argument("--threshold", type=float, default=0.1,
                         help="std of the predicted class above which a "
                         "prediction is low-confidence (default 0.1)")
@@ -54,7 +56,11 @@ def main(argv=None):
     if args.quick:
         x_train, y_train = x_train[:1000], y_train[:1000]
         x_val, y_val = x_val[:200], y_val[:200]
-        args.epochs, args.n_iter = 2, 20
+    # Flags given explicitly win over --quick's sizes.
+    if args.epochs is None:
+        args.epochs = 2 if args.quick else 10
+    if args.n_iter is None:
+        args.n_iter = 20 if args.quick else 50
     y_train, y_val = y_train.ravel(), y_val.ravel()
     x_val = x_val.astype("float32") / 255.0
     out = Path(args.out)

@@ -4,6 +4,8 @@ Markers (declared in pyproject.toml):
 
 - `requires_tensorflow`: skipped, with the reason, unless KERAS_BACKEND is
   `tensorflow` (tf.data, tf.distribute, TensorFlow-only APIs).
+- `backend_independent`: a slow test that touches no Keras backend (file
+  formats, NumPy); it runs once, in the TensorFlow pass.
 - `requires_data`: reads the real CIFAR-10 archive in ../shared/data. Added
   automatically to every test that uses one of the data fixtures below.
   Without the data such a test is skipped with the reason; with the
@@ -58,6 +60,11 @@ def pytest_collection_modifyitems(config, items):
         reason="needs TensorFlow itself (its backend, tf.data or "
         f"tf.distribute); this pass runs KERAS_BACKEND={backend}"
     )
+    once_skip = pytest.mark.skip(
+        reason="uses no Keras backend (files, NumPy, PIL): its result "
+        "cannot depend on the backend, so it runs once, in the TensorFlow "
+        "pass"
+    )
     for item in items:
         if any(name in item.fixturenames for name in DATA_FIXTURES):
             item.add_marker(pytest.mark.requires_data)
@@ -65,6 +72,10 @@ def pytest_collection_modifyitems(config, items):
             "requires_tensorflow"
         ):
             item.add_marker(tf_skip)
+        elif backend != "tensorflow" and item.get_closest_marker(
+            "backend_independent"
+        ):
+            item.add_marker(once_skip)
 
 
 def pytest_runtest_setup(item):

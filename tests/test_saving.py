@@ -6,6 +6,7 @@ pass runs on, then loaded in fresh subprocesses that import only
 same inputs; the predictions must match the ones made before saving.
 """
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -130,7 +131,9 @@ LOADER = textwrap.dedent("""
     out = {}
     for name in names:
         model = keras.saving.load_model(f"{folder}/{name}.keras")
-        out[name] = np.asarray(model.predict(inputs[name], verbose=0))
+        # A direct call, not predict: no compiled function per model.
+        out[name] = keras.ops.convert_to_numpy(
+            model(inputs[name], training=False))
     np.savez(folder + f"/loaded_{keras.backend.backend()}.npz", **out)
 """)
 
@@ -152,7 +155,8 @@ def saved_models(tmp_path_factory):
     for name, model in _models().items():
         x = rng.uniform(size=(5,) + tuple(model.input_shape[1:]))
         inputs[name] = x.astype("float32")
-        expected[name] = np.asarray(model.predict(inputs[name], verbose=0))
+        expected[name] = keras.ops.convert_to_numpy(
+            model(inputs[name], training=False))
         model.save(folder / f"{name}.keras")
     np.savez(folder / "inputs.npz", **inputs)
     (folder / "names.json").write_text(json.dumps(sorted(inputs)))
@@ -163,6 +167,10 @@ def saved_models(tmp_path_factory):
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_models_load_in_a_fresh_process_on_every_backend(saved_models,
                                                          backend):
+    if (importlib.util.find_spec(backend) is None
+            and os.environ.get("REGKIT_REQUIRE_BACKENDS") != "1"):
+        pytest.skip(f"{backend} is not installed (tests/run_all.py says how "
+                    "to add it)")
     folder, expected = saved_models
     env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
     result = subprocess.run(

@@ -70,6 +70,7 @@ def run(args):
     """Trains, evaluates the returned model and prints where it all went."""
     import time
 
+    from keras_regkit.training._remaining_time import RemainingTimeEstimate
     from keras_regkit.training.builder import ProductionModelBuilder
 
     overrides = {}
@@ -92,7 +93,8 @@ def run(args):
           flush=True)
     model, history = builder.train(
         x_train, y_train, x_val, y_val, architecture=args.architecture,
-        run_dir=out, verbose=args.verbose, overwrite=args.overwrite)
+        run_dir=out, verbose=args.verbose, overwrite=args.overwrite,
+        callbacks=[RemainingTimeEstimate()])
     result = builder.evaluate(model, x_val, y_val)
     best = max(history.history.get("val_accuracy") or [float("nan")])
     print(f"validation accuracy {result['accuracy']:.4f} on {len(x_val)} "

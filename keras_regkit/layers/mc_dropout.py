@@ -85,8 +85,14 @@ class MCDropout(_MCMixin, keras.layers.Dropout):
     affected: BatchNormalization and every other layer stay in inference
     mode, unlike the common `model(x, training=True)` recipe.
 
-    With `mc=False` the layer is `keras.layers.Dropout`: the same training
-    masks for the same seed, and the identity at inference.
+    With `mc=False`, the default, the layer is `keras.layers.Dropout`: the
+    same training masks for the same seed, and the identity at inference.
+    So `fit`'s validation and `evaluate` stay deterministic, and the
+    numbers EarlyStopping, checkpoints and `OverfittingDetector` read are
+    not noisy. Sampling is asked for where it is wanted:
+    `mc_dropout_prediction` and `classify_with_uncertainty` sample every MC
+    layer whatever its flag, and `set_mc_dropout(model, True)` (or
+    `mc=True`) turns sampling on for a plain `predict` loop.
 
     The switch is held in a non-trainable boolean variable (`mc_enabled`),
     so setting `layer.mc` or calling `set_mc_dropout(model, ...)` changes an
@@ -100,7 +106,8 @@ class MCDropout(_MCMixin, keras.layers.Dropout):
         noise_shape: Shape of the binary mask, as in `keras.layers.Dropout`.
             Defaults to `None` (the input's shape).
         seed: Optional non-negative integer seed. Defaults to `None`.
-        mc: Whether dropout stays active at inference. Defaults to `True`.
+        mc: Whether dropout stays active at inference. Defaults to
+            `False`.
         **kwargs: Base layer keyword arguments (`name`, `dtype`).
 
     Call arguments:
@@ -112,7 +119,7 @@ class MCDropout(_MCMixin, keras.layers.Dropout):
 
     >>> inputs = keras.Input((16,))
     >>> x = keras.layers.Dense(32, activation="relu")(inputs)
-    >>> x = MCDropout(0.3, seed=1)(x)
+    >>> x = MCDropout(0.3, seed=1, mc=True)(x)
     >>> model = keras.Model(inputs, keras.layers.Dense(3)(x))
     >>> batch = np.random.rand(4, 16).astype("float32")
     >>> samples = np.stack([model.predict(batch, verbose=0)
@@ -123,7 +130,8 @@ class MCDropout(_MCMixin, keras.layers.Dropout):
         - [Gal and Ghahramani, 2016](https://arxiv.org/abs/1506.02142)
     """
 
-    def __init__(self, rate, noise_shape=None, seed=None, mc=True, **kwargs):
+    def __init__(self, rate, noise_shape=None, seed=None, mc=False,
+                 **kwargs):
         rate = check_rate("rate", rate)
         seed = check_seed("seed", seed)
         mc = _check_bool("mc", mc)
@@ -143,7 +151,7 @@ class MCSpatialDropout2D(_MCMixin, keras.layers.SpatialDropout2D):
 
     Drops whole feature maps (one mask value per sample and channel), in
     training and, while `mc` is on, also at inference, without putting any
-    other layer into training mode. With `mc=False` it is
+    other layer into training mode. With `mc=False`, the default, it is
     `keras.layers.SpatialDropout2D`. See `MCDropout` for how the switch and
     the seeds work.
 
@@ -152,7 +160,8 @@ class MCSpatialDropout2D(_MCMixin, keras.layers.SpatialDropout2D):
         data_format: `"channels_last"` or `"channels_first"`. Defaults to
             `None` (`keras.config.image_data_format()`).
         seed: Optional non-negative integer seed. Defaults to `None`.
-        mc: Whether dropout stays active at inference. Defaults to `True`.
+        mc: Whether dropout stays active at inference. Defaults to
+            `False`.
         **kwargs: Base layer keyword arguments (`name`, `dtype`).
 
     Call arguments:
@@ -164,14 +173,15 @@ class MCSpatialDropout2D(_MCMixin, keras.layers.SpatialDropout2D):
 
     >>> inputs = keras.Input((32, 32, 3))
     >>> x = keras.layers.Conv2D(16, 3, activation="relu")(inputs)
-    >>> x = MCSpatialDropout2D(0.2, seed=1)(x)
+    >>> x = MCSpatialDropout2D(0.2, seed=1, mc=True)(x)
 
     References:
         - [Gal and Ghahramani, 2016](https://arxiv.org/abs/1506.02142)
         - [Tompson et al., 2015](https://arxiv.org/abs/1411.4280)
     """
 
-    def __init__(self, rate, data_format=None, seed=None, mc=True, **kwargs):
+    def __init__(self, rate, data_format=None, seed=None, mc=False,
+                 **kwargs):
         rate = check_rate("rate", rate)
         seed = check_seed("seed", seed)
         mc = _check_bool("mc", mc)

@@ -3,8 +3,11 @@ epoch logs, then real CIFAR-10 training runs.
 
 In the training runs a wide MLP on 300 real images memorizes them within a
 few epochs; the same MLP with the medium preset's regularization (L2 1e-4,
-batch norm, dropout 0.4, label smoothing 0.05 and the seed's augmentation
-layers) does not overfit as early. Runs are seeded and deterministic on CPU.
+batch norm, dropout 0.4, label smoothing 0.05, and the flip and contrast of
+the reference recipe's augmentation) does not overfit as early. Rotation,
+zoom and translation are left out: their image resampling cost more than
+the rest of the run (50 s of a 55 s run on JAX). Runs are seeded and
+deterministic on CPU.
 """
 
 import json
@@ -254,14 +257,11 @@ def _mlp(regularized):
     keras.utils.set_random_seed(0)
     inputs = keras.Input((32, 32, 3))
     x = inputs
-    if regularized:  # the seed's augmentation, applied in training only
+    if regularized:  # augmentation, applied in training only
         x = keras.layers.RandomFlip("horizontal", seed=1)(x)
-        x = keras.layers.RandomRotation(0.1, seed=2)(x)
-        x = keras.layers.RandomZoom(0.1, seed=3)(x)
-        x = keras.layers.RandomTranslation(0.1, 0.1, seed=4)(x)
         x = keras.layers.RandomContrast(0.1, seed=5)(x)
     x = keras.layers.Flatten()(x)
-    for units in (1024, 1024):
+    for units in (512, 512):
         reg = keras.regularizers.L2(1e-4) if regularized else None
         x = keras.layers.Dense(units, kernel_regularizer=reg)(x)
         if regularized:

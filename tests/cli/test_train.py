@@ -1,6 +1,7 @@
 """`regkit train`: flags, the run folder, errors."""
 
 import json
+import re
 
 import pytest
 
@@ -73,14 +74,17 @@ def test_train_on_the_embedded_sample_writes_the_run_folder(tmp_path, capsys):
     from keras_regkit.models.presets import get_preset
 
     get_preset("small", conv_filters=(8, 16), dense_units=(32,)).to_yaml(config)
-    code = cli.main(["train", "--config", str(config), "--epochs", "1",
+    code = cli.main(["train", "--config", str(config), "--epochs", "2",
                      "--batch-size", "128", "--out", str(run), "--verbose",
                      "0"])
     assert code == 0
     out = capsys.readouterr().out
     assert "validation accuracy" in out and str(run) in out
+    # After the first epoch: the time it took and what is left.
+    assert re.search(r"epoch 1 took [\w ]+; about [\w ]+ left for 1 more "
+                     r"epoch \(first epoch, compilation included", out), out
     summary = json.loads((run / "summary.json").read_text())
-    assert summary["epochs_recorded"] == 1
+    assert summary["epochs_recorded"] == 2
     for name in ("config.yaml", "history.csv", "best_model.keras",
                  "training_curves.png"):
         assert (run / name).exists()

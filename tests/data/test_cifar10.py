@@ -297,6 +297,7 @@ def test_sample_is_the_original_jpegs(cifar10_archive):
 
 
 @pytest.mark.slow
+@pytest.mark.backend_independent
 def test_make_sample_rebuilds_the_same_bytes(cifar10_archive):
     import importlib.util
 
@@ -310,6 +311,7 @@ def test_make_sample_rebuilds_the_same_bytes(cifar10_archive):
 
 
 @pytest.mark.slow
+@pytest.mark.backend_independent
 def test_full_archive_and_its_cache(cifar10_archive, cifar10_small,
                                     tmp_path, monkeypatch):
     with pytest.warns(UserWarning, match="no test split"):

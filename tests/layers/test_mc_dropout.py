@@ -5,6 +5,7 @@ import pytest
 
 import keras
 
+from keras_regkit.analysis import mc_dropout_prediction
 from keras_regkit.layers import MCDropout, MCSpatialDropout2D, set_mc_dropout
 from tests.helpers import check_layer
 from tests.helpers import random_images
@@ -66,7 +67,7 @@ def test_spatial_training_masks_equal_keras_exactly(mc):
 def _mlp(rate=0.3):
     inputs = keras.Input((48,))
     hidden = keras.layers.Dense(16, activation="relu")(inputs)
-    hidden = MCDropout(rate, seed=5)(hidden)
+    hidden = MCDropout(rate, seed=5, mc=True)(hidden)
     return keras.Model(inputs, keras.layers.Dense(4)(hidden))
 
 
@@ -99,7 +100,7 @@ def test_batch_norm_stays_in_inference_mode(layer_cls):
     conv = keras.layers.Conv2D(8, 3, name="conv")(inputs)
     bn_layer = keras.layers.BatchNormalization(name="bn")
     bn = bn_layer(conv)
-    outputs = layer_cls(rate, seed=11)(bn)
+    outputs = layer_cls(rate, seed=11, mc=True)(bn)
     model = keras.Model(inputs, outputs)
     both_outputs = keras.Model(inputs, [bn, outputs])
     # Moving statistics far from this batch's statistics, so inference and
@@ -149,6 +150,33 @@ def test_toggle_takes_effect_on_compiled_model():
     np.testing.assert_array_equal(model.predict(x, verbose=0), off_a)
 
 
+def test_fit_validation_and_evaluate_are_deterministic_by_default():
+    # The numbers EarlyStopping, checkpoints and OverfittingDetector read
+    # must not be resampled: by default an MC layer is plain dropout at
+    # inference, and only asking (mc_dropout_prediction) samples.
+    x = random_images(32, (48,))
+    y = np.random.default_rng(0).normal(size=(32, 4)).astype("float32")
+    inputs = keras.Input((48,))
+    hidden = keras.layers.Dense(16, activation="relu")(inputs)
+    layers = [MCDropout(0.5, seed=5), MCSpatialDropout2D(0.5, seed=6)]
+    hidden = layers[0](hidden)
+    spatial = layers[1](keras.layers.Reshape((4, 2, 2))(hidden))
+    outputs = keras.layers.Dense(4)(keras.layers.Flatten()(spatial))
+    model = keras.Model(inputs, outputs)
+    assert [layer.mc for layer in layers] == [False, False]
+    model.compile(optimizer="sgd", loss="mse")
+    history = model.fit(x, y, validation_data=(x, y), epochs=3, verbose=0)
+    # With the weights fixed, validation equals a fresh evaluate, twice.
+    first = model.evaluate(x, y, verbose=0)
+    assert model.evaluate(x, y, verbose=0) == first
+    np.testing.assert_allclose(history.history["val_loss"][-1], first,
+                               rtol=1e-5)
+    np.testing.assert_array_equal(model.predict(x, verbose=0),
+                                  model.predict(x, verbose=0))
+    mean, std, _ = mc_dropout_prediction(model, x, n_iter=8, seed=0)
+    assert std.max() > 1e-3  # sampling is still there when asked for
+
+
 class _Block(keras.layers.Layer):
     """A custom layer holding an MC layer as an attribute."""
 
@@ -189,7 +217,8 @@ def test_mc_state_survives_save_and_reload(mc, tmp_path):
 
 @pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
 def test_spatial_mc_drops_whole_feature_maps(data_format):
-    layer = MCSpatialDropout2D(0.5, data_format=data_format, seed=4)
+    layer = MCSpatialDropout2D(0.5, data_format=data_format, seed=4,
+                               mc=True)
     x = np.ones((8, 16, 4, 4), "float32")
     if data_format == "channels_last":
         x = np.transpose(x, (0, 2, 3, 1))
@@ -205,14 +234,14 @@ def test_spatial_mc_drops_whole_feature_maps(data_format):
 
 def test_zero_rate_is_identity_in_mc_mode():
     x = np.arange(12, dtype="float32").reshape(3, 4)
-    np.testing.assert_array_equal(_np(MCDropout(0.0)(x)), x)
+    np.testing.assert_array_equal(_np(MCDropout(0.0, mc=True)(x)), x)
 
 
 @pytest.mark.requires_tensorflow
 def test_works_in_tf_data_map():
     import tensorflow as tf
 
-    layer = MCDropout(0.5, seed=3)
+    layer = MCDropout(0.5, seed=3, mc=True)
 
     def apply(batch):
         return layer(batch)  # inference call: drops only while MC is on
