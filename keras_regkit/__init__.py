@@ -4,7 +4,7 @@ Every public name is loaded on first use, so `import keras_regkit` is
 cheap and imports neither Keras nor TensorFlow by itself (the `regkit`
 command answers `--help` without them). Saved models still load anywhere:
 the serializable classes (layers, regularizers, constraints, initializers,
-losses, metrics, schedules, callbacks) are registered with Keras as soon
+losses, metrics, schedules, optimizer wrappers, callbacks) are registered with Keras as soon
 as both `keras_regkit` and `keras` are imported, in either order.
 """
 
@@ -28,6 +28,7 @@ _PUBLIC = {
     "mutual_information": "keras_regkit.analysis.uncertainty",
     "predictive_entropy": "keras_regkit.analysis.uncertainty",
     "Lookahead": "keras_regkit.callbacks",
+    "LookaheadOptimizer": "keras_regkit.optimizers",
     "OverfittingDetector": "keras_regkit.callbacks",
     "RegularizationScheduler": "keras_regkit.callbacks",
     "WeightStatsMonitor": "keras_regkit.callbacks",
@@ -39,6 +40,7 @@ _PUBLIC = {
     "CenteredUnitNorm": "keras_regkit.constraints",
     "SpectralNormConstraint": "keras_regkit.constraints",
     "constraints": "keras_regkit.constraints",
+    "optimizers": "keras_regkit.optimizers",
     "ArrayLoader": "keras_regkit.data.array_loader",
     "AUGMENTATION_POLICIES": "keras_regkit.data.augmentation",
     "augmentation_model_layers": "keras_regkit.data.augmentation",
@@ -106,6 +108,7 @@ _REGISTERING = (
     "keras_regkit.losses",
     "keras_regkit.metrics",
     "keras_regkit.schedules",
+    "keras_regkit.optimizers",
     "keras_regkit.callbacks",
 )
 

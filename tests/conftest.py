@@ -6,6 +6,8 @@ Markers (declared in pyproject.toml):
   `tensorflow` (tf.data, tf.distribute, TensorFlow-only APIs).
 - `backend_independent`: a slow test that touches no Keras backend (file
   formats, NumPy); it runs once, in the TensorFlow pass.
+- `all_backends`: starts its own subprocesses on TensorFlow, JAX and
+  PyTorch; it runs once, in the TensorFlow pass.
 - `requires_data`: reads the real CIFAR-10 archive in ../shared/data. Added
   automatically to every test that uses one of the data fixtures below.
   Without the data such a test is skipped with the reason; with the
@@ -76,6 +78,12 @@ def pytest_collection_modifyitems(config, items):
             "backend_independent"
         ):
             item.add_marker(once_skip)
+        elif backend != "tensorflow" and item.get_closest_marker(
+            "all_backends"
+        ):
+            item.add_marker(pytest.mark.skip(
+                reason="starts its own processes on every backend: runs "
+                "once, in the TensorFlow pass"))
 
 
 def pytest_runtest_setup(item):

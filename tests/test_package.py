@@ -98,7 +98,7 @@ SUBMODULES = {
 # data -> training (with models and callbacks) -> fit -> analysis;
 # experiments and cli on top).
 BLOCKS = ("layers", "regularizers", "constraints", "initializers", "losses",
-          "metrics", "schedules", "callbacks")
+          "metrics", "schedules", "optimizers", "callbacks")
 ABOVE_BLOCKS = ("data", "models", "training", "experiments", "analysis",
                 "cli")
 FORBIDDEN = {

@@ -1,9 +1,13 @@
 """Saved models load anywhere: a fresh process, any of the three backends.
 
-One small model per serializable public class is saved on the backend this
-pass runs on, then loaded in fresh subprocesses that import only
-`keras_regkit` and Keras, one per backend. Each subprocess predicts the
-same inputs; the predictions must match the ones made before saving.
+One small model per serializable public class is saved on each backend
+(this process for TensorFlow, a subprocess each for JAX and PyTorch), then
+every backend's files are loaded in a fresh subprocess per backend that
+imports only `keras_regkit` and Keras: the full saved-on x loaded-on
+matrix, nine pairs, from five subprocesses. Each loader predicts the same
+inputs; the predictions must match the ones made before saving. The test
+starts its own processes on every backend, so it runs once, in the
+TensorFlow pass (marker `all_backends`).
 """
 
 import importlib.util
@@ -20,7 +24,7 @@ import pytest
 
 import keras_regkit
 from keras_regkit import constraints, initializers, layers, losses, metrics
-from keras_regkit import regularizers, schedules
+from keras_regkit import optimizers, regularizers, schedules
 
 BACKENDS = ("tensorflow", "jax", "torch")
 # Cross-backend tolerance: the models are a few float32 dot products and
@@ -48,6 +52,13 @@ def _image_model(*blocks):
 def _compiled(model, **compile_kwargs):
     model.compile(optimizer=compile_kwargs.pop("optimizer", "sgd"),
                   **compile_kwargs)
+    return model
+
+
+def _trained(model):
+    """`model` after three steps, so its optimizer holds state to save."""
+    x = np.random.default_rng(2).normal(size=(12, 6)).astype("float32")
+    model.fit(x, x[:, :4], batch_size=4, epochs=1, verbose=0)
     return model
 
 
@@ -105,6 +116,10 @@ def _models():
             _dense_model(activation="softmax"),
             loss="sparse_categorical_crossentropy",
             metrics=[metrics.ExpectedCalibrationError(n_bins=5)]),
+        "LookaheadOptimizer": _trained(_compiled(
+            _dense_model(), loss="mse",
+            optimizer=optimizers.LookaheadOptimizer(
+                keras.optimizers.SGD(0.05, momentum=0.9), sync_period=2))),
         "WarmupLinearDecay": _compiled(
             _dense_model(), loss="mse",
             optimizer=keras.optimizers.SGD(schedules.WarmupLinearDecay(
@@ -117,7 +132,8 @@ def _models():
 MODEL_FAMILIES = (keras.layers.Layer, keras.regularizers.Regularizer,
                   keras.constraints.Constraint, keras.initializers.Initializer,
                   keras.losses.Loss, keras.metrics.Metric,
-                  keras.optimizers.schedules.LearningRateSchedule)
+                  keras.optimizers.schedules.LearningRateSchedule,
+                  keras.optimizers.Optimizer)
 
 LOADER = textwrap.dedent("""
     import json, sys
@@ -125,16 +141,16 @@ LOADER = textwrap.dedent("""
     import keras_regkit  # the only keras_regkit import
     import keras
 
-    folder = sys.argv[1]
-    names = json.load(open(folder + "/names.json"))
-    inputs = np.load(folder + "/inputs.npz")
-    out = {}
-    for name in names:
-        model = keras.saving.load_model(f"{folder}/{name}.keras")
-        # A direct call, not predict: no compiled function per model.
-        out[name] = keras.ops.convert_to_numpy(
-            model(inputs[name], training=False))
-    np.savez(folder + f"/loaded_{keras.backend.backend()}.npz", **out)
+    for folder in sys.argv[1:]:
+        names = json.load(open(folder + "/names.json"))
+        inputs = np.load(folder + "/inputs.npz")
+        out = {}
+        for name in names:
+            model = keras.saving.load_model(f"{folder}/{name}.keras")
+            # A direct call, not predict: no compiled function per model.
+            out[name] = keras.ops.convert_to_numpy(
+                model(inputs[name], training=False))
+        np.savez(folder + f"/loaded_{keras.backend.backend()}.npz", **out)
 """)
 
 
@@ -147,9 +163,14 @@ def test_every_model_family_class_has_a_saving_case():
     assert classes == set(_models())
 
 
-@pytest.fixture(scope="module")
-def saved_models(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("saved")
+def save_models(folder):
+    """Saves every case's model, its inputs and its outputs in `folder`.
+
+    Also run by the saver subprocesses (`python -c` with this file's
+    folder on the path) on the other backends.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(1)
     inputs, expected = {}, {}
     for name, model in _models().items():
@@ -159,29 +180,63 @@ def saved_models(tmp_path_factory):
             model(inputs[name], training=False))
         model.save(folder / f"{name}.keras")
     np.savez(folder / "inputs.npz", **inputs)
+    np.savez(folder / "expected.npz", **expected)
     (folder / "names.json").write_text(json.dumps(sorted(inputs)))
-    return folder, expected
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_models_load_in_a_fresh_process_on_every_backend(saved_models,
-                                                         backend):
+SAVER = textwrap.dedent("""
+    import sys
+    sys.path.insert(0, sys.argv[1])
+    from tests.test_saving import save_models
+    save_models(sys.argv[2])
+""")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _require(backend):
     if (importlib.util.find_spec(backend) is None
             and os.environ.get("REGKIT_REQUIRE_BACKENDS") != "1"):
         pytest.skip(f"{backend} is not installed (tests/run_all.py says how "
                     "to add it)")
-    folder, expected = saved_models
+
+
+def _run(script, backend, *args):
     env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
     result = subprocess.run(
-        [sys.executable, "-c", LOADER, str(folder)], capture_output=True,
-        text=True, env=env, timeout=600,
-        cwd=Path(keras_regkit.__file__).resolve().parents[1])
-    assert result.returncode == 0, result.stderr[-3000:]
-    loaded = np.load(folder / f"loaded_{backend}.npz")
-    assert sorted(loaded.files) == sorted(expected)
-    for name, want in expected.items():
-        np.testing.assert_allclose(loaded[name], want, rtol=RTOL, atol=ATOL,
-                                   err_msg=f"{name} saved on "
-                                   f"{keras.backend.backend()}, loaded on "
-                                   f"{backend}")
+        [sys.executable, "-c", script, *map(str, args)], capture_output=True,
+        text=True, env=env, timeout=600, cwd=ROOT)
+    assert result.returncode == 0, (
+        f"on {backend}: " + result.stderr[-3000:])
+
+
+@pytest.fixture(scope="module")
+def saved_models(tmp_path_factory):
+    """`{backend saved on: folder}` for every installed backend."""
+    root = tmp_path_factory.mktemp("saved")
+    folders = {}
+    for backend in BACKENDS:
+        if importlib.util.find_spec(backend) is None:
+            continue
+        folders[backend] = root / backend
+        if backend == keras.backend.backend():
+            save_models(folders[backend])
+        else:
+            _run(SAVER, backend, ROOT, folders[backend])
+    return folders
+
+
+@pytest.mark.slow
+@pytest.mark.all_backends
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_models_load_in_a_fresh_process_on_every_backend(saved_models,
+                                                         backend):
+    _require(backend)
+    _run(LOADER, backend, *saved_models.values())
+    for saved_on, folder in saved_models.items():
+        expected = np.load(folder / "expected.npz")
+        loaded = np.load(folder / f"loaded_{backend}.npz")
+        assert sorted(loaded.files) == sorted(expected.files)
+        for name in expected.files:
+            np.testing.assert_allclose(
+                loaded[name], expected[name], rtol=RTOL, atol=ATOL,
+                err_msg=f"{name} saved on {saved_on}, loaded on {backend}")
