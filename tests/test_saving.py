@@ -200,43 +200,63 @@ def _require(backend):
                     "to add it)")
 
 
-def _run(script, backend, *args):
+def _start(script, backend, *args):
     env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
-    result = subprocess.run(
-        [sys.executable, "-c", script, *map(str, args)], capture_output=True,
-        text=True, env=env, timeout=600, cwd=ROOT)
-    assert result.returncode == 0, (
-        f"on {backend}: " + result.stderr[-3000:])
+    return subprocess.Popen(
+        [sys.executable, "-c", script, *map(str, args)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        env=env, cwd=ROOT)
+
+
+def _wait(processes):
+    """`{backend: error text or None}` once every process has ended."""
+    errors = {}
+    for backend, process in processes.items():
+        try:
+            _, stderr = process.communicate(timeout=600)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            _, stderr = process.communicate()
+        errors[backend] = (None if process.returncode == 0
+                           else f"on {backend}: {stderr[-3000:]}")
+    return errors
 
 
 @pytest.fixture(scope="module")
-def saved_models(tmp_path_factory):
-    """`{backend saved on: folder}` for every installed backend."""
+def loaded(tmp_path_factory):
+    """Saves on every installed backend, then loads everything on each.
+
+    The two saver subprocesses run side by side, then the three loaders:
+    each starts a whole Keras, most of its time, and they do not share
+    files they write.
+    """
     root = tmp_path_factory.mktemp("saved")
-    folders = {}
-    for backend in BACKENDS:
-        if importlib.util.find_spec(backend) is None:
-            continue
-        folders[backend] = root / backend
-        if backend == keras.backend.backend():
-            save_models(folders[backend])
-        else:
-            _run(SAVER, backend, ROOT, folders[backend])
-    return folders
+    installed = [b for b in BACKENDS if importlib.util.find_spec(b)]
+    folders = {backend: root / backend for backend in installed}
+    savers = {backend: _start(SAVER, backend, ROOT, folders[backend])
+              for backend in installed if backend != keras.backend.backend()}
+    if keras.backend.backend() in folders:
+        save_models(folders[keras.backend.backend()])
+    saver_errors = _wait(savers)
+    for error in saver_errors.values():
+        assert error is None, error
+    loaders = {backend: _start(LOADER, backend, *folders.values())
+               for backend in installed}
+    return folders, _wait(loaders)
 
 
 @pytest.mark.slow
 @pytest.mark.all_backends
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_models_load_in_a_fresh_process_on_every_backend(saved_models,
-                                                         backend):
+def test_models_load_in_a_fresh_process_on_every_backend(loaded, backend):
     _require(backend)
-    _run(LOADER, backend, *saved_models.values())
-    for saved_on, folder in saved_models.items():
+    folders, errors = loaded
+    assert errors[backend] is None, errors[backend]
+    for saved_on, folder in folders.items():
         expected = np.load(folder / "expected.npz")
-        loaded = np.load(folder / f"loaded_{backend}.npz")
-        assert sorted(loaded.files) == sorted(expected.files)
+        loaded_here = np.load(folder / f"loaded_{backend}.npz")
+        assert sorted(loaded_here.files) == sorted(expected.files)
         for name in expected.files:
             np.testing.assert_allclose(
-                loaded[name], expected[name], rtol=RTOL, atol=ATOL,
+                loaded_here[name], expected[name], rtol=RTOL, atol=ATOL,
                 err_msg=f"{name} saved on {saved_on}, loaded on {backend}")
