@@ -4,7 +4,6 @@ import re
 
 import numpy as np
 import pytest
-import torch
 
 import keras
 from keras import ops
@@ -54,6 +53,9 @@ def test_one_hot_matches_keras_and_torch(logits_and_labels, from_logits,
     keras_loss = keras.losses.CategoricalCrossentropy(
         from_logits=from_logits, label_smoothing=epsilon
     )
+    # PyTorch's cross-entropy is the independent reference; the test extra
+    # does not install torch (tests/run_all.py says how to add it).
+    torch = pytest.importorskip("torch")
     torch_in = logits if from_logits else np.log(_keras_probs(logits))
     torch_loss = torch.nn.functional.cross_entropy(
         torch.tensor(torch_in), torch.tensor(one_hot), label_smoothing=epsilon
@@ -74,6 +76,7 @@ def test_integer_labels_match_torch_and_one_hot(logits_and_labels, from_logits,
     loss = LabelSmoothingCrossEntropy(EPS, from_logits=from_logits,
                                       reduction=None)
     per_sample = _np(loss(labels, pred))
+    torch = pytest.importorskip("torch")
     torch_in = logits if from_logits else np.log(_keras_probs(logits))
     expected = torch.nn.functional.cross_entropy(
         torch.tensor(torch_in), torch.tensor(y), label_smoothing=EPS,
