@@ -229,8 +229,10 @@ def main():
     fast.add_argument("--throughput-epochs", type=int, default=None)
     fast.add_argument("--ablate", action="store_true",
                       help="also train with each trick switched off")
-    fast.add_argument("--loader", choices=("tfdata", "array"),
-                      default="tfdata")
+    fast.add_argument("--loader", choices=("tfdata", "array", "device"),
+                      default="tfdata",
+                      help="device: data and augmentation on the JAX "
+                           "device, Lookahead in the compiled step")
     fast.add_argument("--fast-epochs", type=int, default=None,
                       help="override the preset's 10 epochs (smoke runs)")
     fast.add_argument("--verbose", type=int, default=0)

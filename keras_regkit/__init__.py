@@ -42,6 +42,7 @@ _PUBLIC = {
     "constraints": "keras_regkit.constraints",
     "optimizers": "keras_regkit.optimizers",
     "ArrayLoader": "keras_regkit.data.array_loader",
+    "DeviceArrayLoader": "keras_regkit.data.device_loader",
     "AUGMENTATION_POLICIES": "keras_regkit.data.augmentation",
     "augmentation_model_layers": "keras_regkit.data.augmentation",
     "get_augmentation": "keras_regkit.data.augmentation",

@@ -18,7 +18,8 @@ PACKAGE_DIR = Path(keras_regkit.__file__).resolve().parent
 
 TOP_LEVEL = (
     "AUGMENTATION_POLICIES", "ArrayLoader", "CapacityPreset",
-    "CenteredUnitNorm", "ConcreteDropout", "DropBlock2D", "DropConnect",
+    "CenteredUnitNorm", "ConcreteDropout", "DeviceArrayLoader",
+    "DropBlock2D", "DropConnect",
     "DropConnectDense", "ElasticNet", "ExpectedCalibrationError",
     "GaussianWeightNoise", "GroupLasso", "L2SP", "LabelSmoothingCrossEntropy",
     "Lookahead", "MCDropout", "MCSpatialDropout2D", "OverfittingDetector",
@@ -68,7 +69,7 @@ SUBMODULES = {
                   "WhiteningBiasFreezer"),
     "data": (
         "AUGMENTATION_POLICIES", "ArrayLoader", "CLASS_NAMES",
-        "alternating_flip_mask", "augmentation_from_image_data_generator",
+        "DeviceArrayLoader", "alternating_flip_mask", "augmentation_from_image_data_generator",
         "augmentation_model_layers", "cutmix", "get_augmentation",
         "load_cifar10", "load_cifar10_sample", "make_dataset", "mix_batch",
         "mixup", "seed_augmentation",

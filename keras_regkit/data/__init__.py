@@ -1,7 +1,9 @@
 """Data: CIFAR-10 loading, input pipelines and augmentation policies.
 
 `make_dataset` builds a `tf.data` pipeline whatever the Keras backend;
-`ArrayLoader` feeds NumPy batches with no TensorFlow at all. The names
+`ArrayLoader` feeds NumPy batches with no TensorFlow at all, and
+`DeviceArrayLoader` (JAX) keeps the data and its augmentation on the
+accelerator. The names
 that need TensorFlow (`make_dataset`, `mixup`, `cutmix`, `mix_batch`) are
 imported on first use, so `import keras_regkit.data` (and `ArrayLoader`)
 works where TensorFlow is not installed.
@@ -10,6 +12,7 @@ works where TensorFlow is not installed.
 import importlib
 
 from keras_regkit.data.array_loader import ArrayLoader
+from keras_regkit.data.device_loader import DeviceArrayLoader
 from keras_regkit.data.augmentation import AUGMENTATION_POLICIES
 from keras_regkit.data.augmentation import augmentation_model_layers
 from keras_regkit.data.augmentation import get_augmentation
@@ -35,6 +38,7 @@ __all__ = [
     "AUGMENTATION_POLICIES",
     "ArrayLoader",
     "CLASS_NAMES",
+    "DeviceArrayLoader",
     "alternating_flip_mask",
     "augmentation_from_image_data_generator",
     "augmentation_model_layers",

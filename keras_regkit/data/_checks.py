@@ -57,3 +57,15 @@ def check_labels(y, n, num_classes):
     if num_classes is None:
         return y
     return np.eye(num_classes, dtype=np.float32)[y]
+
+
+def check_channel_stats(name, value, channels, positive):
+    """Per-channel mean or std as float32 `(channels,)`, or None."""
+    if value is None:
+        return None
+    values = np.asarray(value, dtype=np.float64).reshape(-1)
+    if values.size not in (1, channels) or not np.isfinite(values).all() or (
+            positive and np.any(values <= 0)):
+        raise invalid(name, value, f"a {'positive ' if positive else ''}"
+                      f"float or {channels} per-channel floats")
+    return np.broadcast_to(values, (channels,)).astype(np.float32)

@@ -16,6 +16,7 @@ from keras_regkit._validation import check_choice
 from keras_regkit._validation import check_int
 from keras_regkit._validation import check_seed
 from keras_regkit._validation import invalid
+from keras_regkit.data._checks import check_channel_stats
 from keras_regkit.data._checks import check_images
 from keras_regkit.data._checks import check_labels
 from keras_regkit.data.flips import alternating_flip_mask
@@ -24,17 +25,6 @@ from keras_regkit.data.flips import flip_images
 LOADER_AUGMENTATIONS = ("none", "flip", "alternating_flip",
                         "flip_translate2", "alternating_flip_translate2")
 TRANSLATE_PIXELS = 2
-
-
-def _check_channel_stats(name, value, channels, positive):
-    if value is None:
-        return None
-    values = np.asarray(value, dtype=np.float64).reshape(-1)
-    if values.size not in (1, channels) or not np.isfinite(values).all() or (
-            positive and np.any(values <= 0)):
-        raise invalid(name, value, f"a {'positive ' if positive else ''}"
-                      f"float or {channels} per-channel floats")
-    return np.broadcast_to(values, (channels,)).astype(np.float32)
 
 
 def random_translate(images, pixels, rng):
@@ -145,8 +135,8 @@ class ArrayLoader(keras.utils.PyDataset):
         self.x = check_images(x, self.normalize, spatial=augmenting)
         self.y = check_labels(y, len(self.x), num_classes)
         channels = self.x.shape[-1] if self.x.ndim == 4 else 1
-        self.mean = _check_channel_stats("mean", mean, channels, False)
-        self.std = _check_channel_stats("std", std, channels, True)
+        self.mean = check_channel_stats("mean", mean, channels, False)
+        self.std = check_channel_stats("std", std, channels, True)
         if drop_remainder is None:
             drop_remainder = self.training and len(self.x) >= self.batch_size
         if not isinstance(drop_remainder, (bool, np.bool_)):

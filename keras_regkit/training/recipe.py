@@ -17,11 +17,18 @@ from keras_regkit.callbacks.lookahead import Lookahead
 from keras_regkit.callbacks.whitening_bias import WhiteningBiasFreezer
 from keras_regkit.losses import LabelSmoothingCrossEntropy
 from keras_regkit.metrics import TopKAccuracy
+from keras_regkit._validation import check_choice
+from keras_regkit._validation import check_int
+from keras_regkit._validation import invalid
 from keras_regkit.models.presets import get_preset
+from keras_regkit.optimizers import LookaheadOptimizer
 from keras_regkit.schedules import make_learning_rate
 
 NO_DECAY_NAMES = ("bias", "gamma", "beta")
 WHITENING_BIAS_EPOCHS = 3  # airbench trains the whitened stem's bias this long
+# Where a preset's Lookahead runs: a callback (averages batch-norm
+# statistics too) or the optimizer (inside the compiled step, no host work).
+LOOKAHEAD_PLACES = ("callback", "optimizer")
 
 
 def make_optimizer(preset, learning_rate):
@@ -49,7 +56,8 @@ def make_optimizer(preset, learning_rate):
 
 
 def compile_for_preset(model, preset, num_classes, learning_rate=None,
-                       steps_per_epoch=None, epochs=None, jit_compile="auto"):
+                       steps_per_epoch=None, epochs=None, jit_compile="auto",
+                       steps_per_execution=1, lookahead="callback"):
     """Compiles `model` with the preset's loss, optimizer and metrics.
 
     Args:
@@ -62,19 +70,38 @@ def compile_for_preset(model, preset, num_classes, learning_rate=None,
             Defaults to `None` (constant rate).
         epochs: epochs of the schedule; `None` takes the preset's.
         jit_compile: passed to `Model.compile`. Defaults to `"auto"`.
+        steps_per_execution: passed to `Model.compile`. Defaults to `1`.
+        lookahead: where the preset's Lookahead (if any) runs:
+            `"callback"` (the `Lookahead` callback of `trick_callbacks`,
+            which also averages batch-norm statistics) or `"optimizer"`
+            (a `LookaheadOptimizer` with the same schedule, inside the
+            compiled step: no per-step host work; needs
+            `steps_per_epoch`). Defaults to `"callback"`.
 
     Returns:
         `model`, compiled.
     """
     preset = get_preset(preset)
+    lookahead = check_choice("lookahead", lookahead, LOOKAHEAD_PLACES)
+    steps_per_execution = check_int("steps_per_execution",
+                                    steps_per_execution, 1)
+    epochs = preset.epochs if epochs is None else epochs
     lr = preset.learning_rate if learning_rate is None else learning_rate
     lr = make_learning_rate(
-        preset.lr_schedule, lr, steps_per_epoch,
-        preset.epochs if epochs is None else epochs,
+        preset.lr_schedule, lr, steps_per_epoch, epochs,
         preset.warmup_epochs, preset.min_learning_rate,
     )
+    optimizer = make_optimizer(preset, lr)
+    if preset.lookahead and lookahead == "optimizer":
+        if steps_per_epoch is None:
+            raise invalid("steps_per_epoch", steps_per_epoch,
+                          "the number of steps per epoch when "
+                          "lookahead='optimizer' (its ramp spans the run)")
+        optimizer = LookaheadOptimizer(
+            optimizer, total_steps=int(steps_per_epoch) * int(epochs))
     model.compile(
-        optimizer=make_optimizer(preset, lr),
+        optimizer=optimizer,
+        steps_per_execution=steps_per_execution,
         loss=LabelSmoothingCrossEntropy(epsilon=preset.label_smoothing),
         metrics=["accuracy", TopKAccuracy(min(5, num_classes))],
         jit_compile=jit_compile,
@@ -82,15 +109,17 @@ def compile_for_preset(model, preset, num_classes, learning_rate=None,
     return model
 
 
-def trick_callbacks(preset):
+def trick_callbacks(preset, lookahead="callback"):
     """The callbacks a preset's training tricks need (maybe none).
 
-    `Lookahead` when `preset.lookahead`; `WhiteningBiasFreezer` (3 epochs)
-    when `preset.stem_whitening`.
+    `Lookahead` when `preset.lookahead` and `lookahead="callback"` (with
+    `"optimizer"`, `compile_for_preset` put it in the optimizer);
+    `WhiteningBiasFreezer` (3 epochs) when `preset.stem_whitening`.
     """
     preset = get_preset(preset)
+    lookahead = check_choice("lookahead", lookahead, LOOKAHEAD_PLACES)
     callbacks = []
-    if preset.lookahead:
+    if preset.lookahead and lookahead == "callback":
         callbacks.append(Lookahead())
     if preset.stem_whitening:
         callbacks.append(WhiteningBiasFreezer(WHITENING_BIAS_EPOCHS))
