@@ -29,6 +29,7 @@ _PUBLIC = {
     "predictive_entropy": "keras_regkit.analysis.uncertainty",
     "Lookahead": "keras_regkit.callbacks",
     "LookaheadOptimizer": "keras_regkit.optimizers",
+    "MuonSGD": "keras_regkit.optimizers",
     "OverfittingDetector": "keras_regkit.callbacks",
     "RegularizationScheduler": "keras_regkit.callbacks",
     "WeightStatsMonitor": "keras_regkit.callbacks",

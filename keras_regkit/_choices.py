@@ -16,7 +16,7 @@ AUGMENTATION_POLICIES = (
     "flip_translate2", "alternating_flip_translate2",
 )
 # Optimizers of the recipe (`training/recipe.py`).
-OPTIMIZERS = ("adamw", "sgd")
+OPTIMIZERS = ("adamw", "sgd", "sgd_muon")
 # Learning-rate schedules (`schedules.py`).
 LR_SCHEDULES = (
     "constant", "plateau", "cosine", "warmup_cosine", "warmup_linear",

@@ -1,11 +1,18 @@
-"""Optimizer wrappers: Lookahead as part of the optimizer's own state.
+"""Optimizers: Lookahead as part of an optimizer's state, and MuonSGD.
 
 `LookaheadOptimizer` wraps any Keras optimizer. Its slow weights are
 optimizer variables, so everything that saves an optimizer saves them:
 `model.save`, `ModelCheckpoint(save_weights_only=False)`, Keras's
 `BackupAndRestore` and Orbax. The sync runs inside the compiled training
 step on every backend: no host round trip and no callback.
+
+`MuonSGD` is SGD whose convolution filters take Muon steps instead, as
+airbench94_muon trains them. Keras's own `keras.optimizers.Muon` (3.15)
+cannot do this: it sends every variable that is not 2-D, convolution
+kernels included, to its AdamW branch, and the rest to AdamW, not SGD.
 """
+
+import math
 
 import keras
 from keras import ops
@@ -210,3 +217,145 @@ class LookaheadOptimizer(keras.optimizers.Optimizer):
         inner = keras.optimizers.deserialize(
             config.pop("optimizer"), custom_objects=custom_objects)
         return cls(inner, **config)
+
+
+def newton_schulz_orthogonalize(matrix, steps=3, coefficients=(
+        3.4445, -4.7750, 2.0315), epsilon=1e-7):
+    """Approximately orthogonalizes a 2-D `matrix` (Muon's update).
+
+    Scales `matrix` to unit Frobenius norm (so its largest singular value
+    is at most 1), then runs `steps` quintic Newton-Schulz iterations,
+    `X <- a X + (b A + c A A) X` with `A = X X^T`, on the wide orientation.
+    The coefficients push every singular value toward about 1 (within
+    roughly [0.5, 1.5]) rather than converging exactly (Jordan et al.
+    2024).
+
+    Args:
+        matrix: a 2-D tensor.
+        steps: iterations. Defaults to `3` (airbench94_muon's choice).
+        coefficients: `(a, b, c)`. Defaults to Muon's.
+        epsilon: added to the norm. Defaults to `1e-7`.
+
+    Returns:
+        A tensor of `matrix`'s shape.
+    """
+    a, b, c = coefficients
+    rows, cols = matrix.shape
+    x = ops.transpose(matrix) if rows > cols else matrix
+    x = ops.divide(x, ops.add(ops.sqrt(ops.sum(ops.square(x))), epsilon))
+    for _ in range(steps):
+        gram = ops.matmul(x, ops.transpose(x))
+        poly = ops.add(ops.multiply(b, gram),
+                       ops.multiply(c, ops.matmul(gram, gram)))
+        x = ops.add(ops.multiply(a, x), ops.matmul(poly, x))
+    return ops.transpose(x) if rows > cols else x
+
+
+@register
+class MuonSGD(keras.optimizers.SGD):
+    """SGD with Muon steps for the convolution filters (airbench94_muon).
+
+    Every trainable variable with 4 dimensions (a `Conv2D` kernel,
+    `(height, width, in, out)`) takes a Muon step:
+
+    1. `m <- muon_momentum * m + g`; the update direction is
+       `g + muon_momentum * m` (Nesterov) or `m`;
+    2. the filter is rescaled to norm `sqrt(out)` (with batch norm after
+       it, only its direction matters; this keeps the step's relative
+       size fixed, so it needs no weight decay);
+    3. the direction, as an `(out, height * width * in)` matrix, is
+       orthogonalized (`newton_schulz_orthogonalize`) and the filter
+       moves by `muon_lr_ratio * learning_rate` times it.
+
+    Every other variable (biases, batch-norm parameters, the dense head)
+    takes SGD's step with `momentum`, `nesterov` and `weight_decay` (on
+    the filters, the rescaling in step 2 undoes any weight decay). Both
+    follow the one `learning_rate` schedule, the filters scaled by
+    `muon_lr_ratio`.
+
+    Args:
+        learning_rate: SGD's rate (a float or a schedule).
+            Defaults to `0.01`.
+        momentum: SGD's momentum. Defaults to `0.85`.
+        nesterov: Nesterov momentum for both parts. Defaults to `True`.
+        muon_lr_ratio: the filters' rate over `learning_rate`. Defaults to
+            `1.0`.
+        muon_momentum: the filters' momentum. Defaults to `0.6`.
+        ns_steps: Newton-Schulz iterations. Defaults to `3`.
+        **kwargs: the base optimizer's arguments (`weight_decay`, `name`,
+            `clipnorm`, ...).
+
+    Example:
+
+    >>> model = keras.Sequential([keras.Input((8, 8, 3)),
+    ...                           keras.layers.Conv2D(4, 3),
+    ...                           keras.layers.GlobalAveragePooling2D(),
+    ...                           keras.layers.Dense(2)])
+    >>> model.compile(MuonSGD(0.1, muon_lr_ratio=0.5), loss="mse")
+
+    References:
+        - Jordan et al., "Muon: An optimizer for hidden layers in neural
+          networks", 2024, https://kellerjordan.github.io/posts/muon/
+        - Jordan, cifar10-airbench, `airbench94_muon.py`, 2024.
+    """
+
+    def __init__(self, learning_rate=0.01, momentum=0.85, nesterov=True,
+                 muon_lr_ratio=1.0, muon_momentum=0.6, ns_steps=3,
+                 name="muon_sgd", **kwargs):
+        super().__init__(learning_rate=learning_rate, momentum=momentum,
+                         nesterov=nesterov, name=name, **kwargs)
+        if not isinstance(nesterov, bool):
+            raise invalid("nesterov", nesterov, "a bool (True or False)")
+        self.muon_lr_ratio = check_float("muon_lr_ratio", muon_lr_ratio, 0.0,
+                                         None, low_inclusive=False)
+        self.muon_momentum = check_float("muon_momentum", muon_momentum,
+                                         0.0, 1.0, high_inclusive=False)
+        self.ns_steps = check_int("ns_steps", ns_steps, 1)
+
+    @staticmethod
+    def takes_muon_steps(variable):
+        """Whether `variable` (trainable, 4-D) takes Muon steps."""
+        return len(variable.shape) == 4
+
+    def build(self, variables):
+        if self.built:
+            return
+        super().build(variables)
+        # The filters' own momentum buffers (SGD's hold a learning-rate
+        # scaled velocity, and exist only when `momentum` is not 0).
+        self.muon_momentums = [None] * len(variables)
+        for variable in variables:
+            if self.takes_muon_steps(variable):
+                self.muon_momentums[self._get_variable_index(variable)] = (
+                    self.add_variable_from_reference(variable,
+                                                     "muon_momentum"))
+
+    def update_step(self, gradient, variable, learning_rate):
+        if not self.takes_muon_steps(variable):
+            return super().update_step(gradient, variable, learning_rate)
+        momentum = self.muon_momentums[self._get_variable_index(variable)]
+        gradient = ops.cast(gradient, variable.dtype)
+        beta = self.muon_momentum
+        self.assign(momentum, ops.add(ops.multiply(momentum, beta), gradient))
+        direction = (ops.add(gradient, ops.multiply(momentum, beta))
+                     if self.nesterov else momentum)
+        out = variable.shape[-1]
+        # A Keras variable's `.value` is, inside a stateless scope (JAX),
+        # the traced value; TensorFlow hands over its own variables.
+        weight = (variable.value if isinstance(variable, keras.Variable)
+                  else ops.convert_to_tensor(variable))
+        weight = ops.multiply(weight, math.sqrt(out) / ops.sqrt(
+            ops.sum(ops.square(weight))))
+        matrix = ops.transpose(ops.reshape(direction, (-1, out)))
+        update = ops.reshape(ops.transpose(
+            newton_schulz_orthogonalize(matrix, self.ns_steps)),
+            variable.shape)
+        lr = ops.multiply(ops.cast(learning_rate, variable.dtype),
+                          self.muon_lr_ratio)
+        self.assign(variable, ops.subtract(
+            weight, ops.multiply(lr, ops.cast(update, variable.dtype))))
+
+    def get_config(self):
+        return {**super().get_config(), "muon_lr_ratio": self.muon_lr_ratio,
+                "muon_momentum": self.muon_momentum,
+                "ns_steps": self.ns_steps}

@@ -1,4 +1,5 @@
-"""LookaheadOptimizer: the rule, Keras's own backups, saving, bad input."""
+"""LookaheadOptimizer and MuonSGD: the rules, Keras's own backups,
+saving, bad input."""
 
 import keras
 import numpy as np
@@ -6,6 +7,8 @@ import pytest
 
 from keras_regkit.callbacks import Lookahead
 from keras_regkit.optimizers import LookaheadOptimizer
+from keras_regkit.optimizers import MuonSGD
+from keras_regkit.optimizers import newton_schulz_orthogonalize
 from tests.helpers import toy_classifier
 from tests.helpers import toy_data
 
@@ -126,3 +129,156 @@ def test_invalid_arguments(kwargs, name):
     kwargs = {"optimizer": keras.optimizers.SGD(), **kwargs}
     with pytest.raises(ValueError, match=f"argument `{name}`"):
         LookaheadOptimizer(**kwargs)
+
+
+# MuonSGD ---------------------------------------------------------------
+
+
+def _newton_schulz_reference(g, steps):
+    """airbench94_muon's iteration, written out in float64 NumPy."""
+    a, b, c = 3.4445, -4.7750, 2.0315
+    x = g / (np.linalg.norm(g) + 1e-7)
+    wide = x.shape[0] <= x.shape[1]
+    x = x if wide else x.T
+    for _ in range(steps):
+        gram = x @ x.T
+        x = a * x + (b * gram + c * gram @ gram) @ x
+    return x if wide else x.T
+
+
+@pytest.mark.parametrize("shape", [(16, 72), (72, 16)])
+def test_newton_schulz_matches_the_reference_and_flattens_the_spectrum(
+        shape):
+    # Singular values spread over a decade: orthogonalizing must flatten
+    # them.
+    rng = np.random.default_rng(0)
+    u, _ = np.linalg.qr(rng.normal(size=(shape[0], min(shape))))
+    v, _ = np.linalg.qr(rng.normal(size=(shape[1], min(shape))))
+    g = u @ np.diag(np.geomspace(1.0, 10.0, min(shape))) @ v.T
+    ours = keras.ops.convert_to_numpy(newton_schulz_orthogonalize(
+        keras.ops.convert_to_tensor(g.astype("float32")), steps=3))
+    # float32 against float64 through 3 iterations of order-1 products.
+    np.testing.assert_allclose(ours, _newton_schulz_reference(g, 3),
+                               atol=2e-5)
+    five = keras.ops.convert_to_numpy(newton_schulz_orthogonalize(
+        keras.ops.convert_to_tensor(g.astype("float32")), steps=5))
+    singular = np.linalg.svd(five, compute_uv=False)
+    # Muon's quintic leaves singular values near 1, not exactly 1.
+    assert singular.min() > 0.5 and singular.max() < 1.5
+
+
+def _conv_model(optimizer):
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([
+        keras.Input((6, 6, 3)),
+        keras.layers.Conv2D(8, 3, use_bias=False, name="conv"),
+        keras.layers.GlobalAveragePooling2D(),
+        keras.layers.Dense(3, name="head"),
+    ])
+    model.compile(optimizer, loss="mse")
+    return model
+
+
+def _step(model, seed=1):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(4, 6, 6, 3)).astype("float32")
+    y = rng.normal(size=(4, 3)).astype("float32")
+    model.train_on_batch(x, y)
+
+
+@pytest.mark.parametrize("nesterov", [True, False])
+def test_two_steps_follow_airbench_rule_on_filters_and_sgd_elsewhere(
+        nesterov):
+    lr, ratio, beta = 0.1, 0.5, 0.6
+    rng = np.random.default_rng(0)
+    kernel0 = rng.normal(size=(3, 3, 4, 8)) * 0.2
+    bias0 = rng.normal(size=(8,))
+    grads = [(rng.normal(size=kernel0.shape), rng.normal(size=(8,)))
+             for _ in range(2)]
+    kernel = keras.Variable(kernel0.astype("float32"), name="kernel")
+    bias = keras.Variable(bias0.astype("float32"), name="bias")
+    ours = MuonSGD(lr, momentum=0.9, nesterov=nesterov, muon_lr_ratio=ratio,
+                   muon_momentum=beta)
+    sgd_bias = keras.Variable(bias0.astype("float32"), name="bias")
+    sgd = keras.optimizers.SGD(lr, momentum=0.9, nesterov=nesterov)
+    expected, momentum = kernel0, np.zeros_like(kernel0)
+    for g_kernel, g_bias in grads:
+        g_kernel_t, g_bias_t = (keras.ops.convert_to_tensor(g, "float32")
+                                for g in (g_kernel, g_bias))
+        ours.apply([g_kernel_t, g_bias_t], [kernel, bias])
+        sgd.apply([g_bias_t], [sgd_bias])
+        # airbench94_muon's Muon.step, in float64 NumPy, Keras's layout.
+        momentum = beta * momentum + g_kernel
+        direction = g_kernel + beta * momentum if nesterov else momentum
+        expected = expected * np.sqrt(8) / np.linalg.norm(expected)
+        update = _newton_schulz_reference(direction.reshape(-1, 8).T, 3)
+        expected = expected - lr * ratio * update.T.reshape(kernel0.shape)
+        # float32 against float64: order-1 values through a few products.
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(kernel),
+                                   expected, atol=3e-5)
+        # The bias is not 4-D: exactly Keras's SGD.
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(bias),
+                                   keras.ops.convert_to_numpy(sgd_bias),
+                                   rtol=RTOL, atol=ATOL)
+
+
+def test_a_model_trains_with_muon_sgd():
+    model = _conv_model(MuonSGD(0.05, muon_lr_ratio=1.0))
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(32, 6, 6, 3)).astype("float32")
+    y = rng.normal(size=(32, 3)).astype("float32")
+    losses = model.fit(x, y, epochs=15, batch_size=32, verbose=0)
+    losses = losses.history["loss"]
+    assert losses[-1] < 0.9 * losses[0]
+    kernel = keras.ops.convert_to_numpy(model.get_layer("conv").kernel)
+    # Each Muon step starts by rescaling the filter to norm sqrt(8), then
+    # moves it by lr times a matrix of norm about sqrt(8): within 10%.
+    assert np.linalg.norm(kernel) == pytest.approx(np.sqrt(8), rel=0.1)
+
+
+def test_filters_are_rescaled_and_the_rest_decays():
+    optimizer = MuonSGD(0.1, momentum=0.0, weight_decay=0.5)
+    model = _conv_model(optimizer)
+    head = keras.ops.convert_to_numpy(model.get_layer("head").kernel)
+    grads = [keras.ops.zeros(v.shape) for v in model.trainable_variables]
+    optimizer.apply(grads, model.trainable_variables)
+    kernel = keras.ops.convert_to_numpy(model.get_layer("conv").kernel)
+    # A zero gradient orthogonalizes to zero: the filter is only rescaled
+    # to norm sqrt(8) (which undoes decay); the head decays by
+    # (1 - 0.1 * 0.5).
+    assert np.linalg.norm(kernel) == pytest.approx(np.sqrt(8), rel=1e-6)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(model.get_layer("head").kernel),
+        head * 0.95, rtol=1e-6)
+
+
+def test_muon_sgd_saves_and_loads_with_the_model(tmp_path):
+    model = _conv_model(MuonSGD(0.05, muon_lr_ratio=2.0, muon_momentum=0.5,
+                                ns_steps=4))
+    _step(model)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    config = loaded.optimizer.get_config()
+    assert isinstance(loaded.optimizer, MuonSGD)
+    assert (config["muon_lr_ratio"], config["muon_momentum"],
+            config["ns_steps"]) == (2.0, 0.5, 4)
+    for a, b in zip(model.optimizer.variables, loaded.optimizer.variables):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(a),
+                                      keras.ops.convert_to_numpy(b))
+    _step(model, 3)
+    _step(loaded, 3)
+    for a, b in zip(model.weights, loaded.weights):
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(a),
+                                   keras.ops.convert_to_numpy(b),
+                                   rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    ({"muon_lr_ratio": 0.0}, "muon_lr_ratio"),
+    ({"muon_momentum": 1.0}, "muon_momentum"),
+    ({"ns_steps": 0}, "ns_steps"),
+    ({"nesterov": "yes"}, "nesterov"),
+])
+def test_muon_sgd_invalid_arguments(kwargs, name):
+    with pytest.raises(ValueError, match=f"`{name}`"):
+        MuonSGD(0.1, **kwargs)

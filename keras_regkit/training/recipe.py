@@ -22,6 +22,7 @@ from keras_regkit._validation import check_int
 from keras_regkit._validation import invalid
 from keras_regkit.models.presets import get_preset
 from keras_regkit.optimizers import LookaheadOptimizer
+from keras_regkit.optimizers import MuonSGD
 from keras_regkit.schedules import make_learning_rate
 
 NO_DECAY_NAMES = ("bias", "gamma", "beta")
@@ -29,12 +30,20 @@ WHITENING_BIAS_EPOCHS = 3  # airbench trains the whitened stem's bias this long
 # Where a preset's Lookahead runs: a callback (averages batch-norm
 # statistics too) or the optimizer (inside the compiled step, no host work).
 LOOKAHEAD_PLACES = ("callback", "optimizer")
+# `optimizer: sgd_muon`: airbench94_muon's rate and momentum for the
+# convolution filters (the other variables keep the preset's SGD).
+MUON_LEARNING_RATE = 0.24
+MUON_MOMENTUM = 0.6
 
 
 def make_optimizer(preset, learning_rate):
-    """The preset's optimizer: SGD or AdamW, decoupled decay if asked.
+    """The preset's optimizer: SGD, SGD with Muon filters, or AdamW.
 
     Biases and batch-norm parameters are excluded from weight decay.
+    `"sgd_muon"` is `MuonSGD`: the convolution filters take Muon steps at
+    `MUON_LEARNING_RATE` (at the schedule's peak; they follow its shape)
+    with `MUON_MOMENTUM`, and no weight decay; the rest is the preset's
+    SGD.
 
     Args:
         preset: a `CapacityPreset` or preset name.
@@ -43,7 +52,14 @@ def make_optimizer(preset, learning_rate):
     preset = get_preset(preset)
     decay = (preset.weight_decay
              if preset.weight_decay_mode == "decoupled" else None) or None
-    if preset.optimizer == "sgd":
+    if preset.optimizer == "sgd_muon":
+        opt = MuonSGD(
+            learning_rate, momentum=preset.momentum,
+            nesterov=preset.nesterov, weight_decay=decay,
+            muon_lr_ratio=MUON_LEARNING_RATE / preset.learning_rate,
+            muon_momentum=MUON_MOMENTUM,
+        )
+    elif preset.optimizer == "sgd":
         opt = keras.optimizers.SGD(
             learning_rate, momentum=preset.momentum,
             nesterov=preset.nesterov, weight_decay=decay,
