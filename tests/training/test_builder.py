@@ -2,6 +2,7 @@
 
 import csv
 import json
+import shutil
 
 import keras
 import numpy as np
@@ -159,13 +160,26 @@ def test_train_on_real_images_with_int_or_one_hot_labels(cifar10_small,
     np.testing.assert_allclose(probs.sum(-1), 1.0, atol=1e-5)
 
 
-@pytest.mark.requires_tensorflow  # builder.train: tf.data
-def test_train_writes_a_complete_run_folder(cifar10_small, tmp_path):
+@pytest.fixture(scope="module")
+def finished_run(cifar10_small, tmp_path_factory):
+    """A finished run folder, with `epochs` and `batch_size` given to train.
+
+    Returns `(builder, run_dir, model, history)`. The preset says 3 epochs
+    of batch 50; `train` is told 2 epochs of batch 40 (5 steps an epoch).
+    """
     x, y = cifar10_small
-    run = tmp_path / "run"
-    builder = tiny_builder()
+    run = tmp_path_factory.mktemp("finished") / "run"
+    builder = tiny_builder(epochs=3)
     model, history = builder.train(x[:200], y[:200], x[200:300], y[200:300],
-                                   run_dir=run, verbose=0)
+                                   epochs=2, batch_size=40, run_dir=run,
+                                   verbose=0)
+    return builder, run, model, history
+
+
+@pytest.mark.requires_tensorflow  # builder.train: tf.data
+def test_train_writes_a_complete_run_folder(cifar10_small, finished_run):
+    x, y = cifar10_small
+    builder, run, model, history = finished_run
     for name in ("config.yaml", "history.csv", "best_model.keras",
                  "final_model.keras", "summary.json", "training_curves.png"):
         assert (run / name).stat().st_size > 0, name
@@ -197,14 +211,25 @@ class _Crash(keras.callbacks.Callback):
             raise KeyboardInterrupt("simulated interruption")
 
 
-@pytest.mark.requires_tensorflow  # builder.train: tf.data
-def test_interrupted_run_resumes_where_it_stopped(cifar10_small, tmp_path):
+@pytest.fixture(scope="module")
+def crashed_run(cifar10_small, tmp_path_factory):
+    """`(data, run_dir)`: a 3-epoch run interrupted at the end of epoch 1.
+
+    Tests resume or reuse a copy of the folder, never the folder itself.
+    """
     x, y = cifar10_small
     data = (x[:200], y[:200], x[200:300], y[200:300])
-    run = tmp_path / "run"
+    run = tmp_path_factory.mktemp("crashed") / "run"
     with pytest.raises(KeyboardInterrupt):
         tiny_builder(epochs=3).train(*data, run_dir=run, verbose=0,
                                      callbacks=[_Crash(at_epoch=1)])
+    return data, run
+
+
+@pytest.mark.requires_tensorflow  # builder.train: tf.data
+def test_interrupted_run_resumes_where_it_stopped(crashed_run, tmp_path):
+    data, crashed = crashed_run
+    run = shutil.copytree(crashed, tmp_path / "run")
     assert (run / "backup").exists() and not (run / "summary.json").exists()
     _, history = tiny_builder(epochs=3).train(*data, run_dir=run, verbose=0)
     # The crash came before the epoch-1 backup: epoch 1 runs again.
@@ -216,15 +241,13 @@ def test_interrupted_run_resumes_where_it_stopped(cifar10_small, tmp_path):
 
 
 @pytest.mark.requires_tensorflow  # builder.train: tf.data
-def test_resume_with_a_different_config_is_refused(cifar10_small, tmp_path):
-    x, y = cifar10_small
-    data = (x[:100], y[:100], x[100:150], y[100:150])
-    run = tmp_path / "run"
-    with pytest.raises(KeyboardInterrupt):
-        tiny_builder(epochs=3).train(*data, run_dir=run, verbose=0,
-                                     callbacks=[_Crash(at_epoch=0)])
+def test_resume_with_a_different_config_is_refused(crashed_run, tmp_path):
+    data, crashed = crashed_run
+    run = shutil.copytree(crashed, tmp_path / "run")
+    before = sorted(p.relative_to(run) for p in run.rglob("*"))
     with pytest.raises(ValueError, match="epochs=5"):
         tiny_builder(epochs=5).train(*data, run_dir=run, verbose=0)
+    assert sorted(p.relative_to(run) for p in run.rglob("*")) == before
 
 
 def test_predict_with_tta_averages_the_mirror(cifar10_batch):
@@ -259,19 +282,21 @@ def test_mixed_bfloat16_trains_with_float32_variables(cifar10_small):
 
 
 @pytest.mark.requires_tensorflow  # builder.train: tf.data
-def test_train_arguments_are_validated_and_recorded(cifar10_small, tmp_path):
+def test_train_arguments_are_validated_and_recorded(cifar10_small,
+                                                    finished_run):
     x, y = cifar10_small
     with pytest.raises(ValueError, match="`epochs`"):
         tiny_builder().train(x[:100], y[:100], epochs=0, verbose=0)
     with pytest.raises(ValueError, match="`batch_size`"):
         tiny_builder().train(x[:100], y[:100], batch_size=0, verbose=0)
-    run = tmp_path / "run"
-    tiny_builder().train(x[:100], y[:100], x[100:150], y[100:150], epochs=1,
-                         batch_size=25, run_dir=run, verbose=0)
     from keras_regkit.models.presets import CapacityPreset
 
+    builder, run, _, history = finished_run
+    assert (builder.preset.epochs, builder.preset.batch_size) == (3, 50)
     saved = CapacityPreset.from_yaml(run / "config.yaml")
-    assert (saved.epochs, saved.batch_size) == (1, 25)
+    assert (saved.epochs, saved.batch_size) == (2, 40)
+    assert history.epoch == [0, 1]
+    assert history.params["steps"] == 5  # 200 images in batches of 40
 
 
 @pytest.mark.requires_tensorflow  # builder.train: tf.data
@@ -295,7 +320,8 @@ def test_fast_preset_trains_with_its_tricks(cifar10_small, tmp_path):
                for c in in_run[-1].callbacks)
     model, history = builder.train(x[:600], y[:600], x[600:800], y[600:800],
                                    verbose=0)
-    stem = [l for l in model.layers if isinstance(l, PatchWhitening)]
+    stem = [layer for layer in model.layers
+            if isinstance(layer, PatchWhitening)]
     assert len(stem) == 1 and stem[0].adapted
     assert stem[0].bias_trainable_now  # trained for 3 epochs, this run has 2
     assert len(history.history["loss"]) == 2
