@@ -41,6 +41,12 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true",
                         help="1,000 training and 200 validation images, 2 "
                         "epochs, 20 MC passes")
+    parser.add_argument("--train-size", type=int, default=None,
+                        help="training images (default all 2,000 of the "
+                        "sample; 1,000 with --quick)")
+    parser.add_argument("--val-size", type=int, default=None,
+                        help="validation images (default all 500; 200 "
+                        "with --quick)")
     parser.add_argument("--epochs", type=int, default=None,
                         help="default 10 (2 with --quick)")
     parser.add_argument("--n-iter", type=int, default=None,
@@ -53,10 +59,13 @@ def main(argv=None):
     parser.add_argument("--out", default="runs/uncertainty")
     args = parser.parse_args(argv)
     (x_train, y_train), (x_val, y_val) = load_cifar10_sample()
-    if args.quick:
-        x_train, y_train = x_train[:1000], y_train[:1000]
-        x_val, y_val = x_val[:200], y_val[:200]
     # Flags given explicitly win over --quick's sizes.
+    if args.train_size is None:
+        args.train_size = 1000 if args.quick else len(x_train)
+    if args.val_size is None:
+        args.val_size = 200 if args.quick else len(x_val)
+    x_train, y_train = x_train[:args.train_size], y_train[:args.train_size]
+    x_val, y_val = x_val[:args.val_size], y_val[:args.val_size]
     if args.epochs is None:
         args.epochs = 2 if args.quick else 10
     if args.n_iter is None:

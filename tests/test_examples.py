@@ -25,7 +25,9 @@ EXPECTED = {
     "detect_overfitting.py": ("Overfitting", [
         "--train-size", "200", "--epochs", "3", "--width", "128"]),
     "dropout_vs_no_dropout.py": ("dropout", ["--epochs", "1"]),
-    "uncertainty.py": ("calibration", ["--epochs", "1", "--n-iter", "4"]),
+    "uncertainty.py": ("calibration", [
+        "--train-size", "200", "--val-size", "100", "--epochs", "1",
+        "--n-iter", "4"]),
 }
 
 
