@@ -211,17 +211,40 @@ def run_peer(script, work_dir, runs, device, dtype, data, threads=None):
     return results, wall, patches
 
 
-def run_ours(data, seeds, loader, precision, epochs):
+def parse_variant(words):
+    """`["NAME", "key=value", ...]` -> `(name, seeds or None, overrides)`.
+
+    Values are read as YAML scalars (`epochs=8`, `optimizer=sgd_muon`,
+    `lookahead=false`); `seeds=0/1` picks the variant's seeds.
+    """
+    import yaml
+
+    name, seeds, overrides = words[0], None, {}
+    for word in words[1:]:
+        key, sep, value = word.partition("=")
+        if not sep:
+            raise SystemExit(f"--variant {name}: {word!r} is not key=value")
+        if key == "seeds":
+            seeds = [int(s) for s in value.split("/")]
+        else:
+            overrides[key] = yaml.safe_load(value)
+    return name, seeds, overrides
+
+
+def run_ours(data, seeds, loader, precision, epochs, name="fast preset",
+             overrides=None):
     import _fast
     from keras_regkit.models.presets import get_preset
 
-    preset = get_preset("fast")
+    preset = get_preset("fast", **(overrides or {}))
     results = []
     for seed in seeds:
         r = _fast.train_once(data, preset, seed, precision, loader, epochs)
         r["time_s"] = r["adapt_s"] + r["steady_train_s"] + r["tta_s"]
+        r["label"] = f"{name} seed {seed}"
+        r["name"] = name
         results.append(r)
-        print(f"ours seed {seed}: acc {r['accuracy']:.4f} TTA "
+        print(f"{r['label']}: acc {r['accuracy']:.4f} TTA "
               f"{r['accuracy_tta']:.4f} time {r['time_s']:.2f} s wall "
               f"{r['wall_s']:.1f} s {r['images_per_s']:.0f} img/s",
               flush=True)
@@ -245,24 +268,28 @@ def report(peer, peer_wall, ours, machine):
               f"{_mean(peer, 'tta_val_acc'):8.4f} "
               f"{_mean(peer, 'time_seconds'):8.2f} {peer_wall:8.1f} "
               f"{_mean(peer, 'images_per_s'):9.0f}")
+    groups = {}
     for r in ours:
-        print(f"{'fast preset seed ' + str(r['seed']):<34s} "
+        groups.setdefault(r["name"], []).append(r)
+        print(f"{r['label']:<34s} "
               f"{r['accuracy']:8.4f} {r['accuracy_tta']:8.4f} "
               f"{r['time_s']:8.2f} {r['wall_s']:8.1f} "
               f"{r['images_per_s']:9.0f}")
-    if ours:
-        print(f"{'fast preset mean':<34s} {_mean(ours, 'accuracy'):8.4f} "
-              f"{_mean(ours, 'accuracy_tta'):8.4f} "
-              f"{_mean(ours, 'time_s'):8.2f} {_mean(ours, 'wall_s'):8.1f} "
-              f"{_mean(ours, 'images_per_s'):9.0f}")
+    for name, rows in groups.items():
+        print(f"{name + ' mean':<34s} {_mean(rows, 'accuracy'):8.4f} "
+              f"{_mean(rows, 'accuracy_tta'):8.4f} "
+              f"{_mean(rows, 'time_s'):8.2f} {_mean(rows, 'wall_s'):8.1f} "
+              f"{_mean(rows, 'images_per_s'):9.0f}")
     if peer and ours:
         target = _mean(peer, "tta_val_acc")
-        ratio = _mean(ours, "time_s") / _mean(peer, "time_seconds")
-        reached = _mean(ours, "accuracy_tta") >= target
-        print(f"\nour time / the peer's time: {ratio:.2f} "
-              f"({'reaching' if reached else 'NOT reaching'} the peer's "
-              f"mean TTA accuracy {target:.4f}: ours "
-              f"{_mean(ours, 'accuracy_tta'):.4f})")
+        print(f"\nour time / the peer's time (the peer's mean TTA "
+              f"accuracy: {target:.4f}):")
+        for name, rows in groups.items():
+            ratio = _mean(rows, "time_s") / _mean(peer, "time_seconds")
+            reached = _mean(rows, "accuracy_tta") >= target
+            print(f"  {name}: {ratio:.2f} "
+                  f"({'reaching' if reached else 'NOT reaching'} it: "
+                  f"{_mean(rows, 'accuracy_tta'):.4f})")
 
 
 def machine_name():
@@ -311,6 +338,13 @@ def main(argv=None):
                         help="use only this many images (smoke runs)")
     parser.add_argument("--work-dir", default="runs/peer_airbench")
     parser.add_argument("--skip-ours", action="store_true")
+    parser.add_argument("--skip-preset", action="store_true",
+                        help="train only the --variant runs")
+    parser.add_argument("--variant", nargs="+", action="append",
+                        default=[], metavar="NAME_OR_KEY=VALUE",
+                        help="also train the preset with these overrides, "
+                        "e.g. --variant muon8 optimizer=sgd_muon epochs=8 "
+                        "seeds=0/1 (repeatable)")
     args = parser.parse_args(argv)
     if args.peer_script is None and args.skip_ours:
         parser.error("nothing to run: give the peer's script or drop "
@@ -343,10 +377,13 @@ def main(argv=None):
         print(f"ours: keras {keras.__version__} on "
               f"{keras.backend.backend()}, loader {args.loader}, "
               f"{args.precision}", flush=True)
-        ours = run_ours(data, args.seeds, args.loader, args.precision,
-                        args.epochs)
-        for seed, r in zip(args.seeds, ours):
-            r["seed"] = seed
+        if not args.skip_preset:
+            ours = run_ours(data, args.seeds, args.loader, args.precision,
+                            args.epochs)
+        for words in args.variant:
+            name, seeds, overrides = parse_variant(words)
+            ours += run_ours(data, seeds or args.seeds, args.loader,
+                             args.precision, args.epochs, name, overrides)
     report(peer, peer_wall, ours, machine)
 
 
