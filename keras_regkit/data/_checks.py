@@ -2,6 +2,9 @@
 
 import numpy as np
 
+from keras_regkit._validation import check_choice
+from keras_regkit._validation import check_int
+from keras_regkit._validation import check_seed
 from keras_regkit._validation import invalid
 
 
@@ -69,3 +72,25 @@ def check_channel_stats(name, value, channels, positive):
         raise invalid(name, value, f"a {'positive ' if positive else ''}"
                       f"float or {channels} per-channel floats")
     return np.broadcast_to(values, (channels,)).astype(np.float32)
+
+
+def check_loader_args(batch_size, training, augmentation, num_classes, seed,
+                      normalize, augmentations):
+    """The array loaders' shared arguments, checked; a `None` seed drawn.
+
+    Returns `(batch_size, training, augmentation, num_classes, seed,
+    normalize)`.
+    """
+    batch_size = check_int("batch_size", batch_size, 1)
+    if not isinstance(training, (bool, np.bool_)):
+        raise invalid("training", training, "True or False")
+    augmentation = check_choice("augmentation", augmentation, augmentations)
+    if num_classes is not None:
+        num_classes = check_int("num_classes", num_classes, 2)
+    seed = check_seed("seed", seed)
+    if seed is None:
+        seed = int(np.random.SeedSequence().generate_state(1)[0])
+    if not isinstance(normalize, (bool, np.bool_)):
+        raise invalid("normalize", normalize, "True or False")
+    return (batch_size, bool(training), augmentation, num_classes, seed,
+            bool(normalize))

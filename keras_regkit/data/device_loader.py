@@ -16,11 +16,10 @@ import numpy as np
 import keras
 
 from keras_regkit._validation import check_choice
-from keras_regkit._validation import check_int
-from keras_regkit._validation import check_seed
 from keras_regkit._validation import invalid
 from keras_regkit.data._checks import check_channel_stats
 from keras_regkit.data._checks import check_images
+from keras_regkit.data._checks import check_loader_args
 from keras_regkit.data._checks import check_labels
 from keras_regkit.data.array_loader import LOADER_AUGMENTATIONS
 from keras_regkit.data.array_loader import TRANSLATE_PIXELS
@@ -147,21 +146,10 @@ class DeviceArrayLoader(keras.utils.PyDataset):
                  std=None, dtype="float32"):
         _require_jax()
         super().__init__(workers=1, use_multiprocessing=False)
-        self.batch_size = check_int("batch_size", batch_size, 1)
-        if not isinstance(training, (bool, np.bool_)):
-            raise invalid("training", training, "True or False")
-        self.training = bool(training)
-        self.augmentation = check_choice("augmentation", augmentation,
-                                         LOADER_AUGMENTATIONS)
-        if num_classes is not None:
-            num_classes = check_int("num_classes", num_classes, 2)
-        self.num_classes = num_classes
-        seed = check_seed("seed", seed)
-        self.seed = (int(np.random.SeedSequence().generate_state(1)[0])
-                     if seed is None else seed)
-        if not isinstance(normalize, (bool, np.bool_)):
-            raise invalid("normalize", normalize, "True or False")
-        self.normalize = bool(normalize)
+        (self.batch_size, self.training, self.augmentation,
+         self.num_classes, self.seed, self.normalize) = check_loader_args(
+            batch_size, training, augmentation, num_classes, seed, normalize,
+            LOADER_AUGMENTATIONS)
         self.dtype = check_choice("dtype", dtype, OUTPUT_DTYPES)
         augmenting = self.training and self.augmentation != "none"
         x = check_images(x, self.normalize, spatial=augmenting)
