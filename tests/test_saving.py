@@ -57,8 +57,10 @@ def _compiled(model, **compile_kwargs):
 
 def _trained(model):
     """`model` after three steps, so its optimizer holds state to save."""
-    x = np.random.default_rng(2).normal(size=(12, 6)).astype("float32")
-    model.fit(x, x[:, :4], batch_size=4, epochs=1, verbose=0)
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(12, *model.input_shape[1:])).astype("float32")
+    y = rng.normal(size=(12, model.output_shape[-1])).astype("float32")
+    model.fit(x, y, batch_size=4, epochs=1, verbose=0)
     return model
 
 
@@ -120,6 +122,9 @@ def _models():
             _dense_model(), loss="mse",
             optimizer=optimizers.LookaheadOptimizer(
                 keras.optimizers.SGD(0.05, momentum=0.9), sync_period=2))),
+        "MuonSGD": _trained(_compiled(
+            _image_model(keras.layers.Conv2D(4, 3)), loss="mse",
+            optimizer=optimizers.MuonSGD(0.05, muon_lr_ratio=0.5))),
         "WarmupLinearDecay": _compiled(
             _dense_model(), loss="mse",
             optimizer=keras.optimizers.SGD(schedules.WarmupLinearDecay(
