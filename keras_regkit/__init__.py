@@ -4,14 +4,21 @@ Every public name is loaded on first use, so `import keras_regkit` is
 cheap and imports neither Keras nor TensorFlow by itself (the `regkit`
 command answers `--help` without them). Saved models still load anywhere:
 the serializable classes (layers, regularizers, constraints, initializers,
-losses, metrics, schedules, optimizer wrappers, callbacks) are registered with Keras as soon
-as both `keras_regkit` and `keras` are imported, in either order.
+losses, metrics, schedules, optimizer wrappers, callbacks) are registered
+with Keras as soon as both `keras_regkit` and `keras` are imported, in
+either order.
 """
 
 import importlib
 import importlib.abc
 import sys
+import typing
 import warnings
+
+if typing.TYPE_CHECKING:  # names for annotations only, kept out of dir()
+    import types
+    from collections.abc import Sequence
+    from importlib.machinery import ModuleSpec
 
 __version__ = "0.1.0"
 
@@ -117,7 +124,7 @@ _REGISTERING = (
 __all__ = sorted(_PUBLIC)
 
 
-def _register_serializables():
+def _register_serializables() -> None:
     for module in _REGISTERING:
         importlib.import_module(module)
 
@@ -130,7 +137,12 @@ class _RegisterAfterKeras(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     run. It removes itself from `sys.meta_path` at its first use.
     """
 
-    def find_spec(self, fullname, path=None, target=None):
+    _loader: importlib.abc.Loader
+
+    def find_spec(
+        self, fullname: str, path: "Sequence[str] | None" = None,
+        target: "types.ModuleType | None" = None,
+    ) -> "ModuleSpec | None":
         if fullname != "keras":
             return None
         if self in sys.meta_path:
@@ -142,11 +154,13 @@ class _RegisterAfterKeras(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         spec.loader = self
         return spec
 
-    def create_module(self, spec):
+    def create_module(self, spec: "ModuleSpec") -> "types.ModuleType | None":
         return self._loader.create_module(spec)
 
-    def exec_module(self, module):
-        module.__spec__.loader = module.__loader__ = self._loader
+    def exec_module(self, module: "types.ModuleType") -> None:
+        spec = module.__spec__
+        assert spec is not None  # importlib sets it before exec_module
+        spec.loader = module.__loader__ = self._loader
         self._loader.exec_module(module)
         try:
             _register_serializables()
@@ -163,7 +177,7 @@ elif not any(isinstance(f, _RegisterAfterKeras) for f in sys.meta_path):
     sys.meta_path.insert(0, _RegisterAfterKeras())
 
 
-def __getattr__(name):
+def __getattr__(name: str) -> typing.Any:
     module = _PUBLIC.get(name)
     if module is None:
         raise AttributeError(f"module 'keras_regkit' has no attribute {name!r}")
@@ -177,5 +191,5 @@ def __getattr__(name):
     return value
 
 
-def __dir__():
+def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_PUBLIC))

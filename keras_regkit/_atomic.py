@@ -13,19 +13,25 @@ This module imports neither Keras nor TensorFlow, so every package of
 keras_regkit (callbacks, data, models, analysis, training) can use it.
 """
 
+from __future__ import annotations
+
 import contextlib
 import errno
 import json
 import math
 import os
 import tempfile
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Any, BinaryIO
+
+from keras_regkit._typing import StrPath
 
 TEMP_SUFFIX = ".tmp"
 
 
 @contextlib.contextmanager
-def atomic_path(path, suffix=""):
+def atomic_path(path: StrPath, suffix: str = "") -> Iterator[str]:
     """Gives a temporary path that replaces `path` when the block succeeds.
 
     For writers that need a file name rather than a file object
@@ -68,7 +74,7 @@ def atomic_path(path, suffix=""):
         raise
 
 
-def atomic_write(path, write):
+def atomic_write(path: StrPath, write: Callable[[BinaryIO], object]) -> None:
     """Writes `path` atomically through `write(file)`.
 
     Args:
@@ -86,17 +92,17 @@ def atomic_write(path, write):
             f.flush()
 
 
-def atomic_write_bytes(path, data):
+def atomic_write_bytes(path: StrPath, data: bytes) -> None:
     """Writes `data` (bytes) to `path` atomically."""
     atomic_write(path, lambda f: f.write(data))
 
 
-def atomic_write_text(path, text):
+def atomic_write_text(path: StrPath, text: str) -> None:
     """Writes `text` (UTF-8) to `path` atomically."""
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def atomic_write_json(path, obj):
+def atomic_write_json(path: StrPath, obj: Any) -> None:
     """Writes `obj` as indented, key-sorted JSON to `path` atomically.
 
     NumPy values become plain Python values and non-finite floats their
@@ -106,7 +112,7 @@ def atomic_write_json(path, obj):
                                        sort_keys=True))
 
 
-def remove_temp_files(folder, names):
+def remove_temp_files(folder: StrPath, names: Iterable[str]) -> list[Path]:
     """Removes the temporary files that killed writes of `names` left.
 
     Only hidden files whose name starts with `.NAME.` (this module's
@@ -121,7 +127,7 @@ def remove_temp_files(folder, names):
         The paths removed (a list of `Path`).
     """
     folder = Path(folder)
-    removed = []
+    removed: list[Path] = []
     if not folder.is_dir():
         return removed
     prefixes = tuple({prefix for name in names
@@ -133,7 +139,7 @@ def remove_temp_files(folder, names):
     return removed
 
 
-def json_ready(value):
+def json_ready(value: Any) -> Any:
     """`value` with NumPy scalars and arrays as plain Python values.
 
     Non-finite floats become their string (`"nan"`, `"inf"`), so the JSON
@@ -152,12 +158,12 @@ def json_ready(value):
     return value
 
 
-def _fsync_file(path):
+def _fsync_file(path: StrPath) -> None:
     with open(path, "rb") as f:
         os.fsync(f.fileno())
 
 
-def _fsync_dir(folder):
+def _fsync_dir(folder: StrPath) -> None:
     """Makes a rename in `folder` durable (POSIX; Windows has no folder fd)."""
     if os.name != "posix":
         return
@@ -171,7 +177,7 @@ def _fsync_dir(folder):
         os.close(fd)
 
 
-def _umask():
+def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask

@@ -1,9 +1,10 @@
 """The one conversion of image arrays to float32 (NumPy, any backend)."""
 
 import numpy as np
+import numpy.typing as npt
 
 
-def to_float_images(x):
+def to_float_images(x: npt.ArrayLike) -> np.ndarray:
     """uint8 images scaled to float32 in [0, 1]; other arrays cast to float32.
 
     The tf.data pipeline does the same inside the graph

@@ -1,24 +1,31 @@
 """The one serialization-registration helper and the per-family `get()`."""
 
+from __future__ import annotations
+
 import re
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import keras
+
+_T = TypeVar("_T", bound=type)
 
 PACKAGE = "keras_regkit"
 
 
-def register(cls):
+def register(cls: _T) -> _T:
     """Registers `cls` for `.keras` saving under the `keras_regkit` package."""
     return keras.saving.register_keras_serializable(package=PACKAGE)(cls)
 
 
-def snake_case(name):
+def snake_case(name: str) -> str:
     """Returns the snake_case form of a CamelCase class name."""
     name = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", name)
     return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower()
 
 
-def make_getter(family, classes):
+def make_getter(family: str,
+                classes: Sequence[type]) -> Callable[[Any], Any]:
     """Builds a `get(identifier)` for one family of objects.
 
     The returned function accepts an instance (returned as is), a class name
@@ -31,13 +38,13 @@ def make_getter(family, classes):
             `"regularizer"`.
         classes: the public classes of the family.
     """
-    by_name = {}
+    by_name: dict[str, type] = {}
     for cls in classes:
         by_name[cls.__name__] = cls
         by_name[snake_case(cls.__name__)] = cls
     base_types = tuple(classes)
 
-    def get(identifier):
+    def get(identifier: Any) -> Any:
         if identifier is None:
             return None
         if isinstance(identifier, base_types):

@@ -1,9 +1,14 @@
 """The one walk over a model's layers."""
 
+from __future__ import annotations
+
+from collections.abc import Iterator
+
 import keras
 
 
-def walk_layers(layer, wrapped=True, containers=True):
+def walk_layers(layer: keras.layers.Layer, wrapped: bool = True,
+                containers: bool = True) -> Iterator[keras.layers.Layer]:
     """Yields `layer` and every layer nested in it, depth first, once each.
 
     Nested models (Sequential or Functional) are entered; so are wrappers
@@ -25,7 +30,7 @@ def walk_layers(layer, wrapped=True, containers=True):
     >>> [type(l).__name__ for l in walk_layers(model)]
     ['Sequential', 'Sequential', 'Dense']
     """
-    seen = set()
+    seen: set[int] = set()
     stack = [layer]
     while stack:
         current = stack.pop()
