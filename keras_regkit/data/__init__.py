@@ -10,6 +10,7 @@ works where TensorFlow is not installed.
 """
 
 import importlib
+from typing import Any
 
 from keras_regkit.data.array_loader import ArrayLoader
 from keras_regkit.data.device_loader import DeviceArrayLoader
@@ -54,7 +55,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name):
+def __getattr__(name: str) -> Any:
     if name in _LAZY:
         value = getattr(importlib.import_module(_LAZY[name]), name)
         globals()[name] = value
@@ -62,5 +63,5 @@ def __getattr__(name):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def __dir__():
+def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))

@@ -1,6 +1,11 @@
 """Input checks shared by the two input paths (tf.data and ArrayLoader)."""
 
+from __future__ import annotations
+
+from collections.abc import Sequence
+
 import numpy as np
+import numpy.typing as npt
 
 from keras_regkit._validation import check_choice
 from keras_regkit._validation import check_int
@@ -8,7 +13,8 @@ from keras_regkit._validation import check_seed
 from keras_regkit._validation import invalid
 
 
-def check_images(x, normalize, spatial):
+def check_images(x: npt.ArrayLike, normalize: bool,
+                 spatial: bool) -> np.ndarray:
     """Returns `x` as an array of uint8 or finite float images, or raises."""
     x = np.asarray(x)
     if x.ndim == 0 or x.shape[0] == 0 or x.size == 0:
@@ -30,8 +36,12 @@ def check_images(x, normalize, spatial):
     return x
 
 
-def check_labels(y, n, num_classes):
-    """Returns labels: one-hot float32 (num_classes given) or int32 (N,)."""
+def check_labels(y: npt.ArrayLike | None, n: int,
+                 num_classes: int | None) -> np.ndarray:
+    """Returns labels: one-hot float32 (num_classes given) or int32 (N,).
+
+    Missing labels (`None`) are refused like any other wrong count.
+    """
     y = np.asarray(y)
     if y.ndim == 0 or len(y) != n:
         raise invalid("y", f"<{y.size} labels>", f"one label per image ({n})")
@@ -62,7 +72,8 @@ def check_labels(y, n, num_classes):
     return np.eye(num_classes, dtype=np.float32)[y]
 
 
-def check_channel_stats(name, value, channels, positive):
+def check_channel_stats(name: str, value: npt.ArrayLike | None,
+                        channels: int, positive: bool) -> np.ndarray | None:
     """Per-channel mean or std as float32 `(channels,)`, or None."""
     if value is None:
         return None
@@ -74,8 +85,11 @@ def check_channel_stats(name, value, channels, positive):
     return np.broadcast_to(values, (channels,)).astype(np.float32)
 
 
-def check_loader_args(batch_size, training, augmentation, num_classes, seed,
-                      normalize, augmentations):
+def check_loader_args(
+    batch_size: int, training: bool, augmentation: str,
+    num_classes: int | None, seed: int | None, normalize: bool,
+    augmentations: Sequence[str],
+) -> tuple[int, bool, str, int | None, int, bool]:
     """The array loaders' shared arguments, checked; a `None` seed drawn.
 
     Returns `(batch_size, training, augmentation, num_classes, seed,

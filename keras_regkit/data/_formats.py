@@ -14,6 +14,8 @@ an archive with a member that would escape its root (an absolute path, a
 any image is decoded.
 """
 
+from __future__ import annotations
+
 import importlib
 import io
 import os
@@ -21,8 +23,12 @@ import pickle
 import posixpath
 import re
 import tarfile
+from collections.abc import Callable, Mapping
+from types import ModuleType
+from typing import Any, TypeAlias
 
 import numpy as np
+import numpy.typing as npt
 
 CLASS_NAMES = (
     "airplane", "automobile", "bird", "cat", "deer",
@@ -35,9 +41,16 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 TEST_SPLITS = ("test", "val", "validation", "valid")
 _IMAGE_SHAPE = (32, 32, 3)
 
+# `(images, labels)`: uint8 (N, 32, 32, 3) and uint8 (N,).
+Split: TypeAlias = tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8]]
+# `(train, test, has_test, layout)` as the readers return them.
+ReadResult: TypeAlias = tuple[Split, Split, bool, str]
+# `(split, class, file)` of an image in a class tree.
+TreeEntry: TypeAlias = tuple[str, str, str]
 
 
-def _latin1_bytes(text, encoding):
+
+def _latin1_bytes(text: object, encoding: object) -> bytes:
     """`_codecs.encode` as protocol-2 pickles from Python 3 use it for bytes,
     restricted to that one use: Latin-1 text to bytes."""
     if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
@@ -58,7 +71,7 @@ for _module in ("numpy.core.multiarray", "numpy._core.multiarray"):
         _ALLOWED_GLOBALS[(_module, _name)] = ("multiarray", _name)
 
 
-def _multiarray():
+def _multiarray() -> ModuleType:
     try:
         return importlib.import_module("numpy._core.multiarray")
     except ImportError:  # NumPy 1.x
@@ -75,7 +88,7 @@ class RestrictedUnpickler(pickle.Unpickler):
     fails before any of its payload runs.
     """
 
-    def find_class(self, module, name):
+    def find_class(self, module: str, name: str) -> Callable[..., Any]:
         target = _ALLOWED_GLOBALS.get((module, name))
         if target is None:
             raise pickle.UnpicklingError(
@@ -89,7 +102,7 @@ class RestrictedUnpickler(pickle.Unpickler):
         return getattr(owner, target[1])
 
 
-def unpickle_batch(data, source):
+def unpickle_batch(data: bytes, source: str) -> Split:
     """Decodes one pickled batch (bytes) into `(images, labels)`.
 
     Args:
@@ -125,7 +138,7 @@ def unpickle_batch(data, source):
     return np.ascontiguousarray(images), labels.astype(np.uint8)
 
 
-def check_meta(data, source):
+def check_meta(data: bytes, source: str) -> None:
     """Checks that a `batches.meta` file names the CIFAR-10 classes."""
     try:
         meta = RestrictedUnpickler(io.BytesIO(data), encoding="bytes").load()
@@ -140,7 +153,7 @@ def check_meta(data, source):
         )
 
 
-def read_batches(files, source):
+def read_batches(files: Mapping[str, bytes], source: str) -> ReadResult:
     """Builds the splits from `{name: bytes}` of a pickled release.
 
     Returns `((x_train, y_train), (x_test, y_test), True, "batches")`.
@@ -160,7 +173,7 @@ def read_batches(files, source):
     return (x_train, y_train), (x_test, y_test), True, "batches"
 
 
-def check_member(member, source):
+def check_member(member: tarfile.TarInfo, source: str) -> None:
     """Raises `ValueError` if a tar member could escape the archive's root."""
     name = member.name
     parts = name.replace("\\", "/").split("/")
@@ -186,11 +199,11 @@ def check_member(member, source):
         )
 
 
-def _natural_key(name):
+def _natural_key(name: str) -> list[int | str]:
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
 
 
-def tree_entry(relative_path):
+def tree_entry(relative_path: str) -> TreeEntry | None:
     """`(split, class, file)` of an image path in a class tree, else None."""
     parts = relative_path.replace("\\", "/").split("/")
     if len(parts) < 3 or parts[-1].startswith("."):
@@ -203,7 +216,7 @@ def tree_entry(relative_path):
     return split, parts[-2], parts[-1]
 
 
-def decode_image(data, source):
+def decode_image(data: bytes, source: str) -> npt.NDArray[np.uint8]:
     """Decodes image bytes to a uint8 (32, 32, 3) RGB array."""
     from PIL import Image
 
@@ -221,7 +234,7 @@ def decode_image(data, source):
     return array
 
 
-def read_tree(entries, source):
+def read_tree(entries: Mapping[TreeEntry, bytes], source: str) -> ReadResult:
     """Builds the splits from `{(split, class, file): bytes}` of a tree.
 
     Returns `((x_train, y_train), (x_test, y_test), has_test, "tree")`,
@@ -239,7 +252,7 @@ def read_tree(entries, source):
         raise ValueError(f"{source} has no train/<class>/ images.")
     test_split = next((s for s in TEST_SPLITS if s in splits), None)
 
-    def build(split):
+    def build(split: str | None) -> Split:
         keys = sorted(
             (k for k in entries if k[0] == split),
             key=lambda k: (CLASS_NAMES.index(k[1]), _natural_key(k[2])),
@@ -256,9 +269,10 @@ def read_tree(entries, source):
     return build("train"), build(test_split), test_split is not None, "tree"
 
 
-def read_archive(path):
+def read_archive(path: str) -> ReadResult:
     """Reads a `.tar.gz` holding either layout; see the module docstring."""
-    batches, tree = {}, {}
+    batches: dict[str, bytes] = {}
+    tree: dict[TreeEntry, bytes] = {}
     wanted = set(TRAIN_BATCHES) | {TEST_BATCH, META_FILE}
     with tarfile.open(path, "r:*") as tar:
         for member in tar:
@@ -272,7 +286,7 @@ def read_archive(path):
                 data = handle.read() if handle is not None else b""
                 if base in wanted:
                     batches[base] = data
-                else:
+                elif entry is not None:
                     tree[entry] = data
     if "data_batch_1" in batches:
         return read_batches(batches, path)
@@ -284,17 +298,17 @@ def read_archive(path):
     )
 
 
-def read_folder(path):
+def read_folder(path: str) -> ReadResult:
     """Reads a folder holding either layout (see the module docstring)."""
     if os.path.isfile(os.path.join(path, "data_batch_1")):
-        files = {}
+        files: dict[str, bytes] = {}
         for name in TRAIN_BATCHES + (TEST_BATCH, META_FILE):
             file = os.path.join(path, name)
             if os.path.isfile(file):
                 with open(file, "rb") as handle:
                     files[name] = handle.read()
         return read_batches(files, path)
-    tree = {}
+    tree: dict[TreeEntry, bytes] = {}
     for root, _, names in os.walk(path):
         for name in names:
             file = os.path.join(root, name)

@@ -8,7 +8,12 @@ alternating or random horizontal flips, and 2-pixel translations with
 reflected borders. The array checks `make_dataset` shares live here too.
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 import numpy as np
+import numpy.typing as npt
 
 import keras
 
@@ -25,7 +30,8 @@ LOADER_AUGMENTATIONS = ("none", "flip", "alternating_flip",
 TRANSLATE_PIXELS = 2
 
 
-def random_translate(images, pixels, rng):
+def random_translate(images: np.ndarray, pixels: int,
+                     rng: np.random.Generator) -> np.ndarray:
     """Shifts each image by up to `pixels` each way, reflecting the borders.
 
     Pads with NumPy's "symmetric" mode (`d c b a | a b c d | d c b a`, the
@@ -110,9 +116,12 @@ class ArrayLoader(keras.utils.PyDataset):
           (airbench), 2024.
     """
 
-    def __init__(self, x, y, batch_size, training, augmentation="none",
-                 num_classes=None, seed=None, normalize=True,
-                 drop_remainder=None, mean=None, std=None, **kwargs):
+    def __init__(self, x: npt.ArrayLike, y: npt.ArrayLike, batch_size: int,
+                 training: bool, augmentation: str = "none",
+                 num_classes: int | None = None, seed: int | None = None,
+                 normalize: bool = True, drop_remainder: bool | None = None,
+                 mean: npt.ArrayLike | None = None,
+                 std: npt.ArrayLike | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         (self.batch_size, self.training, self.augmentation,
          self.num_classes, self.seed, self.normalize) = check_loader_args(
@@ -135,20 +144,20 @@ class ArrayLoader(keras.utils.PyDataset):
                           f"than `batch_size` ({self.batch_size})")
         self.drop_remainder = bool(drop_remainder)
         self.epoch = 0
-        self._order = None
+        self._order: tuple[int, np.ndarray] | None = None
         self._base_flip = alternating_flip_mask(len(self.x), 0, self.seed)
 
-    def __len__(self):
+    def __len__(self) -> int:
         n = len(self.x)
         if self.drop_remainder:
             return n // self.batch_size
         return -(-n // self.batch_size)
 
-    def on_epoch_end(self):
+    def on_epoch_end(self) -> None:
         """Advances `epoch`: the next epoch gets a new order and flips."""
         self.epoch += 1
 
-    def _epoch_order(self):
+    def _epoch_order(self) -> np.ndarray:
         order = self._order
         if order is None or order[0] != self.epoch:
             rng = np.random.default_rng([self.seed, self.epoch, 1])
@@ -156,7 +165,7 @@ class ArrayLoader(keras.utils.PyDataset):
             self._order = order
         return order[1]
 
-    def indices(self, index):
+    def indices(self, index: int) -> np.ndarray:
         """The image indices of batch `index` in the current epoch."""
         if isinstance(index, bool) or not isinstance(
                 index, (int, np.integer)) or not 0 <= index < len(self):
@@ -169,7 +178,7 @@ class ArrayLoader(keras.utils.PyDataset):
             return np.arange(start, min(stop, len(self.x)))
         return self._epoch_order()[start:stop]
 
-    def __getitem__(self, index):
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         ids = self.indices(index)
         images = self.x[ids]
         if self.training and self.augmentation != "none":

@@ -7,7 +7,10 @@ the model (`augmentation_model_layers`); the random layers are the identity
 at inference either way.
 """
 
+from __future__ import annotations
+
 import itertools
+from collections.abc import Iterator
 
 import keras
 
@@ -22,12 +25,13 @@ VALUE_RANGE = (0.0, 1.0)
 _ERASE_FILL = 0.47
 
 
-def layer_seeds(seed):
+def layer_seeds(seed: int | None) -> Iterator[int | None]:
     """One seed per layer: `seed`, `seed + 1`, ... (None stays None)."""
     return itertools.repeat(None) if seed is None else itertools.count(seed)
 
 
-def _policy_layers(name, seeds):
+def _policy_layers(name: str,
+                   seeds: Iterator[int | None]) -> list[keras.layers.Layer]:
     L = keras.layers
     flip = [L.RandomFlip("horizontal", seed=next(seeds))]
     if name == "flip":
@@ -60,7 +64,8 @@ def _policy_layers(name, seeds):
     return layers
 
 
-def get_augmentation(name, seed=None):
+def get_augmentation(name: str,
+                     seed: int | None = None) -> keras.Sequential | None:
     """Returns a named augmentation policy as one Keras layer.
 
     Policies, for float32 images in [0, 1]:
@@ -109,7 +114,7 @@ def get_augmentation(name, seed=None):
     return keras.Sequential(_policy_layers(name, layer_seeds(seed)))
 
 
-def reference_augmentation(seed=None):
+def reference_augmentation(seed: int | None = None) -> keras.Sequential:
     """The reference recipe's augmentation layer (the "standard" policy).
 
     What the reference recipe's `get_data_augmentation()` returns.
@@ -128,7 +133,9 @@ def reference_augmentation(seed=None):
 seed_augmentation = reference_augmentation
 
 
-def augmentation_model_layers(augmentation, seed=None):
+def augmentation_model_layers(
+    augmentation: str | keras.layers.Layer | None, seed: int | None = None,
+) -> list[keras.layers.Layer]:
     """The layers to put at the front of a model instead of in the pipeline.
 
     Model placement runs the augmentation on the accelerator, inside the

@@ -7,12 +7,15 @@ network), and caches the decoded arrays so the second load is fast.
 package, for examples and smoke tests.
 """
 
+from __future__ import annotations
+
 import hashlib
 import os
 import tarfile
 import tempfile
 import warnings
 from pathlib import Path
+from typing import TypeAlias
 
 import numpy as np
 
@@ -20,6 +23,10 @@ from keras_regkit._atomic import atomic_path
 from keras_regkit._validation import check_seed
 from keras_regkit.data import _formats
 from keras_regkit.data._formats import CLASS_NAMES
+from keras_regkit.data._formats import Split
+
+# `(train, test, has_test)`: what the readers and the cache hold.
+Splits: TypeAlias = tuple[Split, Split, bool]
 
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR10_SHA256 = (
@@ -42,7 +49,7 @@ _FOLDER_CANDIDATES = (
 _ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", "_archive")
 
 
-def keras_datasets_dirs():
+def keras_datasets_dirs() -> list[Path]:
     """The folders Keras downloads datasets into (`$KERAS_HOME/datasets`)."""
     home = os.environ.get("KERAS_HOME", os.path.join("~", ".keras"))
     dirs = [Path(home).expanduser() / "datasets"]
@@ -50,7 +57,7 @@ def keras_datasets_dirs():
     return dirs
 
 
-def _is_source(path):
+def _is_source(path: Path) -> bool:
     """True if `path` is a folder or archive that `_read` can read."""
     if path.is_file():
         return path.name.endswith(_ARCHIVE_SUFFIXES)
@@ -59,14 +66,16 @@ def _is_source(path):
     )
 
 
-def _candidates(folder):
+def _candidates(folder: Path) -> list[Path]:
     """The places inside `folder` where a copy may be, in search order."""
     places = [folder] + [folder / name for name in _FOLDER_CANDIDATES]
     places += sorted(folder.glob("cifar*.tar.gz")) if folder.is_dir() else []
     return list(dict.fromkeys(places))
 
 
-def _find_source(data_dir):
+def _find_source(
+    data_dir: os.PathLike[str] | str | None,
+) -> tuple[Path | None, list[Path]]:
     """Returns `(source, looked_at)`: the first readable copy, or None."""
     if data_dir is not None:
         folders = [Path(data_dir).expanduser()]
@@ -76,7 +85,7 @@ def _find_source(data_dir):
         folders = keras_datasets_dirs()
         if os.environ.get(DATA_DIR_ENV):
             folders.insert(0, Path(os.environ[DATA_DIR_ENV]).expanduser())
-    looked_at = []
+    looked_at: list[Path] = []
     for folder in folders:
         for place in _candidates(folder):
             looked_at.append(place)
@@ -85,7 +94,7 @@ def _find_source(data_dir):
     return None, looked_at
 
 
-def _download():
+def _download() -> Path:
     """Downloads the official archive into the Keras cache (`get_file`)."""
     import keras
 
@@ -95,7 +104,7 @@ def _download():
     ))
 
 
-def _source_key(source, shuffle_seed):
+def _source_key(source: Path, shuffle_seed: int | None) -> str:
     """A cache key from the source's path, sizes and modification times."""
     digest = hashlib.sha256(f"{_CACHE_VERSION}|{shuffle_seed}".encode())
     files = [source] if source.is_file() else sorted(
@@ -108,11 +117,11 @@ def _source_key(source, shuffle_seed):
     return digest.hexdigest()[:24]
 
 
-def _default_cache_dir():
+def _default_cache_dir() -> Path:
     return keras_datasets_dirs()[0] / "keras_regkit_cache"
 
 
-def _load_cached(path):
+def _load_cached(path: Path) -> Splits | None:
     try:
         with np.load(path) as data:
             arrays = [data[k] for k in ("x_train", "y_train", "x_test",
@@ -124,7 +133,7 @@ def _load_cached(path):
     return (arrays[0], arrays[1]), (arrays[2], arrays[3]), bool(arrays[4])
 
 
-def _save_cached(path, splits):
+def _save_cached(path: Path, splits: Splits) -> None:
     (x_train, y_train), (x_test, y_test), has_test = splits
     try:
         with atomic_path(path, suffix=".npz") as tmp:
@@ -135,7 +144,7 @@ def _save_cached(path, splits):
                       stacklevel=3)
 
 
-def _read(source, shuffle_seed):
+def _read(source: Path, shuffle_seed: int | None) -> Splits:
     read = _formats.read_archive if source.is_file() else _formats.read_folder
     try:
         (x_train, y_train), (x_test, y_test), has_test, layout = read(
@@ -153,7 +162,7 @@ def _read(source, shuffle_seed):
     return (x_train, y_train), (x_test, y_test), has_test
 
 
-def _finish(splits, source):
+def _finish(splits: Splits, source: Path) -> tuple[Split, Split]:
     (x_train, y_train), (x_test, y_test), has_test = splits
     if not has_test:
         warnings.warn(
@@ -165,8 +174,12 @@ def _finish(splits, source):
     return (x_train, y_train.reshape(-1, 1)), (x_test, y_test.reshape(-1, 1))
 
 
-def load_cifar10(data_dir=None, cache_dir=None, allow_download=False,
-                 cache=True, shuffle_seed=0):
+def load_cifar10(
+    data_dir: os.PathLike[str] | str | None = None,
+    cache_dir: os.PathLike[str] | str | None = None,
+    allow_download: bool = False, cache: bool = True,
+    shuffle_seed: int | None = 0,
+) -> tuple[Split, Split]:
     """Loads CIFAR-10 from a local copy, like `keras.datasets.cifar10`.
 
     Reads the canonical pickled release (the `cifar-10-batches-py` folder or
@@ -214,7 +227,7 @@ def load_cifar10(data_dir=None, cache_dir=None, allow_download=False,
         )
     shuffle_seed = check_seed("shuffle_seed", shuffle_seed)
     source, looked_at = _find_source(data_dir)
-    download_error = None
+    download_error: Exception | None = None
     if source is None and allow_download:
         try:
             source = _download()
@@ -247,7 +260,7 @@ def load_cifar10(data_dir=None, cache_dir=None, allow_download=False,
     return _finish(splits, source)
 
 
-def load_cifar10_sample(shuffle_seed=0):
+def load_cifar10_sample(shuffle_seed: int | None = 0) -> tuple[Split, Split]:
     """Loads the small CIFAR-10 sample shipped inside the package.
 
     2,000 training and 500 validation images (200 and 50 per class) drawn

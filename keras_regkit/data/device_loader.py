@@ -9,9 +9,13 @@ translations, scales them and cuts the epoch into batches, all on the
 device, and `fit` receives device arrays it can use as they are.
 """
 
+from __future__ import annotations
+
 import functools
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
+import numpy.typing as npt
 
 import keras
 
@@ -25,10 +29,16 @@ from keras_regkit.data.array_loader import LOADER_AUGMENTATIONS
 from keras_regkit.data.array_loader import TRANSLATE_PIXELS
 from keras_regkit.data.flips import alternating_flip_mask
 
+if TYPE_CHECKING:
+    import jax
+
+# One epoch on the device: `(image batches, label batches)`.
+EpochBatches: TypeAlias = tuple[tuple["jax.Array", ...], tuple["jax.Array", ...]]
+
 OUTPUT_DTYPES = ("float32", "bfloat16", "float16")
 
 
-def _require_jax():
+def _require_jax() -> None:
     backend = keras.backend.backend()
     if backend != "jax":
         raise RuntimeError(
@@ -38,9 +48,12 @@ def _require_jax():
             "(any backend) or `make_dataset` (TensorFlow).")
 
 
-def _epoch_batches(key, x, y, base_flip, mean, std, *, steps, batch_size,
-                   training, flips, alternating, odd_epoch, translate,
-                   scale, dtype):
+def _epoch_batches(
+    key: jax.Array, x: jax.Array, y: jax.Array, base_flip: jax.Array,
+    mean: jax.Array | None, std: jax.Array | None, *, steps: int,
+    batch_size: int, training: bool, flips: bool, alternating: bool,
+    odd_epoch: bool, translate: int, scale: bool, dtype: str,
+) -> tuple[jax.Array, tuple[jax.Array, ...], tuple[jax.Array, ...]]:
     """One epoch's batches, computed on the device (traced by `jax.jit`)."""
     import jax
     import jax.numpy as jnp
@@ -63,7 +76,7 @@ def _epoch_batches(key, x, y, base_flip, mean, std, *, steps, batch_size,
                          mode="symmetric")
         offsets = jax.random.randint(shift_key, (count, 2), 0, 2 * pad + 1)
 
-        def crop(image, offset):
+        def crop(image: jax.Array, offset: jax.Array) -> jax.Array:
             return jax.lax.dynamic_slice(
                 image, (offset[0], offset[1], 0), (height, width, channels))
 
@@ -141,9 +154,12 @@ class DeviceArrayLoader(keras.utils.PyDataset):
     ```
     """
 
-    def __init__(self, x, y, batch_size, training, augmentation="none",
-                 num_classes=None, seed=None, normalize=True, mean=None,
-                 std=None, dtype="float32"):
+    def __init__(self, x: npt.ArrayLike, y: npt.ArrayLike, batch_size: int,
+                 training: bool, augmentation: str = "none",
+                 num_classes: int | None = None, seed: int | None = None,
+                 normalize: bool = True, mean: npt.ArrayLike | None = None,
+                 std: npt.ArrayLike | None = None,
+                 dtype: str = "float32") -> None:
         _require_jax()
         super().__init__(workers=1, use_multiprocessing=False)
         (self.batch_size, self.training, self.augmentation,
@@ -163,8 +179,8 @@ class DeviceArrayLoader(keras.utils.PyDataset):
         std = check_channel_stats("std", std, channels, True)
         self.num_images = len(x)
         self.epoch = 0
-        self._prepared_epoch = None
-        self._batches = None
+        self._prepared_epoch: int | None = None
+        self._batches: EpochBatches | None = None
 
         import jax
 
@@ -186,17 +202,17 @@ class DeviceArrayLoader(keras.utils.PyDataset):
             scale=self.normalize and x.dtype == np.uint8,
             dtype=self.dtype), static_argnames=("odd_epoch",))
 
-    def __len__(self):
+    def __len__(self) -> int:
         if self.training:
             return self.num_images // self.batch_size
         return -(-self.num_images // self.batch_size)
 
-    def on_epoch_end(self):
+    def on_epoch_end(self) -> None:
         """Advances `epoch`: the next epoch gets a new order and flips."""
         self.epoch += 1
 
-    def _epoch_batches(self):
-        if self._prepared_epoch != self.epoch:
+    def _epoch_batches(self) -> EpochBatches:
+        if self._prepared_epoch != self.epoch or self._batches is None:
             self._key, images, labels = self._prepare(
                 self._key, self._x, self._y, self._base_flip, self._mean,
                 self._std, odd_epoch=bool(self.epoch % 2))
@@ -204,7 +220,7 @@ class DeviceArrayLoader(keras.utils.PyDataset):
             self._prepared_epoch = self.epoch
         return self._batches
 
-    def __getitem__(self, index):
+    def __getitem__(self, index: int) -> tuple[jax.Array, jax.Array]:
         if isinstance(index, bool) or not isinstance(
                 index, (int, np.integer)) or not 0 <= index < len(self):
             raise invalid("index", index,
@@ -213,7 +229,11 @@ class DeviceArrayLoader(keras.utils.PyDataset):
         return images[int(index)], labels[int(index)]
 
 
-def _prepare(key_data, x, y, base_flip, mean, std, *, odd_epoch, **static):
+def _prepare(key_data: jax.Array, x: jax.Array, y: jax.Array,
+             base_flip: jax.Array, mean: jax.Array | None,
+             std: jax.Array | None, *, odd_epoch: bool, **static: Any,
+             ) -> tuple[jax.Array, tuple[jax.Array, ...],
+                        tuple[jax.Array, ...]]:
     import jax
 
     key = jax.random.wrap_key_data(key_data)

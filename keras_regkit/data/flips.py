@@ -12,14 +12,24 @@ mirrored.
 imports TensorFlow only when called.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 import numpy as np
+import numpy.typing as npt
 
 from keras_regkit._validation import check_int
 from keras_regkit._validation import check_seed
 from keras_regkit._validation import invalid
 
+if TYPE_CHECKING:
+    import tensorflow as tf
 
-def alternating_flip_mask(num_images, epoch, seed=None):
+
+def alternating_flip_mask(num_images: int, epoch: int,
+                          seed: int | None = None) -> npt.NDArray[np.bool_]:
     """Which images to flip on `epoch` under alternating flips.
 
     The mask is `base XOR (epoch is odd)`, where `base` flips each image with
@@ -53,7 +63,7 @@ def alternating_flip_mask(num_images, epoch, seed=None):
     return base ^ bool(epoch % 2)
 
 
-def flip_images(images, mask):
+def flip_images(images: npt.ArrayLike, mask: npt.ArrayLike) -> np.ndarray:
     """Mirrors left-right the images of a batch where `mask` is `True`.
 
     Args:
@@ -72,7 +82,10 @@ def flip_images(images, mask):
     return np.where(mask[:, None, None, None], images[:, :, ::-1], images)
 
 
-def tf_alternating_flip(num_images, seed=None):
+def tf_alternating_flip(
+    num_images: int, seed: int | None = None,
+) -> tuple[Callable[[tf.Tensor], tf.Tensor],
+           Callable[[tf.Tensor, tf.Tensor, tf.Tensor], tf.Tensor]]:
     """The tf.data form of alternating flips, for array inputs.
 
     Counts the passes over the data in a `tf.Variable` (so the flips keep
@@ -100,11 +113,12 @@ def tf_alternating_flip(num_images, seed=None):
     passes = tf.Variable(tf.constant(-1, tf.int64), trainable=False,
                          name="alternating_flip_epoch")
 
-    def tag(batch_index):
+    def tag(batch_index: tf.Tensor) -> tf.Tensor:
         starts = tf.cast(tf.equal(batch_index, 0), tf.int64)
         return tf.identity(passes.assign_add(starts))
 
-    def flip(images, indices, epoch):
+    def flip(images: tf.Tensor, indices: tf.Tensor,
+             epoch: tf.Tensor) -> tf.Tensor:
         odd = tf.equal(epoch % 2, 1)
         mask = tf.math.logical_xor(tf.gather(base, indices), odd)
         return tf.where(mask[:, None, None, None],

@@ -6,8 +6,12 @@ the tf.data pipeline or at the front of the model, and refuses, with
 advice, the arguments that have no safe layer equivalent.
 """
 
+from __future__ import annotations
+
 import math
 import numbers
+from collections.abc import Sequence
+from typing import Any
 
 import keras
 
@@ -43,7 +47,7 @@ _REFUSED = {
 _FILL_MODES = ("nearest", "constant", "reflect", "wrap")
 
 
-def _shift(name, value, size):
+def _shift(name: str, value: float, size: int | None) -> float:
     """A shift range as a fraction of `size` (ints >= 1 are pixels)."""
     if not isinstance(value, numbers.Real) or isinstance(value, bool) or (
         value < 0
@@ -58,8 +62,10 @@ def _shift(name, value, size):
     return float(value) / size
 
 
-def augmentation_from_image_data_generator(image_size=None, seed=None,
-                                           **kwargs):
+def augmentation_from_image_data_generator(
+    image_size: int | Sequence[int] | None = None, seed: int | None = None,
+    **kwargs: Any,
+) -> keras.Sequential | None:
     """Maps legacy `ImageDataGenerator` arguments onto Keras 3 layers.
 
     Supported: `rotation_range` (degrees), `width_shift_range`,
@@ -141,7 +147,8 @@ def augmentation_from_image_data_generator(image_size=None, seed=None,
         layers.append(L.RandomShear(
             x_factor=math.sin(math.radians(shear)), seed=next(seeds),
             **geometry))
-    zoom = args.pop("zoom_range", 0) or 0
+    # A float or a [lower, upper] pair, as the user gave it: checked below.
+    zoom: Any = args.pop("zoom_range", 0) or 0
     if isinstance(zoom, numbers.Real):
         zoom = (1 - zoom, 1 + zoom)
     zoom = tuple(zoom)

@@ -9,14 +9,16 @@ per batch from `tf.data.Dataset.random`, which makes mixing reproducible
 and safe under a parallel `map`.
 """
 
+from __future__ import annotations
+
 import tensorflow as tf
 
 
-def _split(seed, count):
+def _split(seed: tf.Tensor, count: int) -> list[tf.Tensor]:
     return tf.unstack(tf.random.experimental.stateless_split(seed, count))
 
 
-def sample_beta(alpha, seed):
+def sample_beta(alpha: float, seed: tf.Tensor) -> tf.Tensor:
     """One draw of lambda ~ Beta(alpha, alpha), from two Gamma draws.
 
     Args:
@@ -32,12 +34,12 @@ def sample_beta(alpha, seed):
     return a / tf.maximum(a + b, 1e-12)
 
 
-def _partners(batch_size, seed):
+def _partners(batch_size: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
     return tf.random.experimental.stateless_shuffle(
         tf.range(batch_size), seed=seed)
 
 
-def _check_alpha(alpha):
+def _check_alpha(alpha: float) -> None:
     if not isinstance(alpha, (int, float)) or isinstance(alpha, bool) or \
             not alpha > 0:
         raise ValueError(
@@ -45,7 +47,8 @@ def _check_alpha(alpha):
             f"(the Beta concentration). Received: alpha={alpha!r}")
 
 
-def mixup(images, labels, alpha, seed):
+def mixup(images: tf.Tensor, labels: tf.Tensor, alpha: float,
+          seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     """MixUp: a convex combination of each image with a random partner.
 
     `x' = lam * x + (1 - lam) * x[perm]`, `y' = lam * y + (1 - lam) *
@@ -73,7 +76,9 @@ def mixup(images, labels, alpha, seed):
     return mixed_images, mixed_labels
 
 
-def cutmix_box(height, width, lam, seed):
+def cutmix_box(
+    height: tf.Tensor, width: tf.Tensor, lam: tf.Tensor, seed: tf.Tensor,
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
     """A box covering about `1 - lam` of an image, clipped to its borders.
 
     The box has sides `sqrt(1 - lam)` times the image's and a uniformly
@@ -95,7 +100,8 @@ def cutmix_box(height, width, lam, seed):
     return top, left, bottom, right
 
 
-def cutmix(images, labels, alpha, seed):
+def cutmix(images: tf.Tensor, labels: tf.Tensor, alpha: float,
+           seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     """CutMix: paste a box from a random partner into each image.
 
     One `lam ~ Beta(alpha, alpha)` and one box per batch; the labels are
@@ -126,7 +132,9 @@ def cutmix(images, labels, alpha, seed):
     return mixed_images, mixed_labels
 
 
-def mix_batch(images, labels, mixup_alpha, cutmix_alpha, seed):
+def mix_batch(images: tf.Tensor, labels: tf.Tensor, mixup_alpha: float,
+              cutmix_alpha: float,
+              seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     """Applies MixUp or CutMix to a batch; with both on, each half the time.
 
     Args:

@@ -4,11 +4,16 @@ Augmentation runs per batch inside `Dataset.map` on every epoch (never once
 over the whole array before `fit`), in parallel with training.
 """
 
+from __future__ import annotations
+
 import collections.abc
 import os
 import warnings
+from collections.abc import Callable, Mapping, Sequence
+from typing import TypeAlias
 
 import numpy as np
+import numpy.typing as npt
 import tensorflow as tf
 
 import keras
@@ -28,8 +33,13 @@ MIX_KEYS = ("mixup_alpha", "cutmix_alpha")
 ALTERNATING = "alternating_flip_translate2"
 DEFAULT_SHUFFLE_BUFFER = 10_000
 
+# What `augmentation` may be: a policy name, a Keras layer, a callable on
+# float image batches, or None.
+Augmentation: TypeAlias = (
+    "str | keras.layers.Layer | Callable[[tf.Tensor], tf.Tensor] | None")
 
-def _check_mix(mix):
+
+def _check_mix(mix: Mapping[str, float] | None) -> tuple[float, float]:
     """Returns `(mixup_alpha, cutmix_alpha)` from the `mix` mapping."""
     if mix is None:
         return 0.0, 0.0
@@ -38,12 +48,14 @@ def _check_mix(mix):
     if not isinstance(mix, collections.abc.Mapping) or (
             set(mix) - set(MIX_KEYS)):
         raise invalid("mix", mix, expected)
-    return tuple(
+    mixup_alpha, cutmix_alpha = (
         check_non_negative(f"mix['{k}']", mix.get(k) or 0.0) for k in MIX_KEYS
     )
+    return mixup_alpha, cutmix_alpha
 
 
-def _replica(layers, offset):
+def _replica(layers: Sequence[keras.layers.Layer],
+             offset: int) -> list[keras.layers.Layer]:
     """Fresh copies of `layers` whose integer seeds are shifted by `offset`."""
     copies = []
     for layer in layers:
@@ -57,7 +69,10 @@ def _replica(layers, offset):
     return copies
 
 
-def _augment_fn(augmentation, seed, replicas, image_shape):
+def _augment_fn(
+    augmentation: Augmentation, seed: int | None, replicas: int,
+    image_shape: Sequence[int | None],
+) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor] | None:
     """The per-batch augmentation `apply(images, batch_index)`.
 
     Keras preprocessing layers draw from a seed-generator variable that is
@@ -83,7 +98,8 @@ def _augment_fn(augmentation, seed, replicas, image_shape):
         pass  # a layer that cannot be rebuilt from its config: one set
     sections = [tf.CriticalSection() for _ in sets]
 
-    def run(layers, images):
+    def run(layers: Sequence[keras.layers.Layer],
+            images: tf.Tensor) -> tf.Tensor:
         # Called one by one, each preprocessing layer switches itself to
         # TensorFlow inside tf.data, whatever the Keras backend.
         for layer in layers:
@@ -100,7 +116,7 @@ def _augment_fn(augmentation, seed, replicas, image_shape):
             tf.function(lambda images, layers=layers: run(layers, images))(
                 dummy)
 
-    def apply(images, index):
+    def apply(images: tf.Tensor, index: tf.Tensor) -> tf.Tensor:
         if len(sets) == 1:
             return sections[0].execute(lambda: run(sets[0], images))
         branches = [
@@ -113,14 +129,17 @@ def _augment_fn(augmentation, seed, replicas, image_shape):
     return apply
 
 
-def _to_float(images, normalize):
+def _to_float(images: tf.Tensor, normalize: bool) -> tf.Tensor:
     if images.dtype == tf.uint8:
         images = tf.cast(images, tf.float32)
         return images / 255.0 if normalize else images
     return tf.cast(images, tf.float32)
 
 
-def _from_dataset(dataset, num_classes, cache, shuffle, buffer, seed):
+def _from_dataset(
+    dataset: tf.data.Dataset, num_classes: int | None, cache: bool | str,
+    shuffle: bool, buffer: int, seed: int | None,
+) -> tuple[tf.data.Dataset, tuple[int | None, ...]]:
     """Unbatched, cached, shuffled `(image, label)` pairs, and image shape."""
     spec = dataset.element_spec
     if not isinstance(spec, tuple) or len(spec) != 2:
@@ -140,10 +159,14 @@ def _from_dataset(dataset, num_classes, cache, shuffle, buffer, seed):
     return dataset, image_shape
 
 
-def make_dataset(x, y, batch_size, training, augmentation=None, mix=None,
-                 num_classes=None, seed=None, normalize=True,
-                 drop_remainder=None, cache=False, shuffle_buffer=None,
-                 deterministic=False):
+def make_dataset(
+    x: npt.ArrayLike | tf.data.Dataset, y: npt.ArrayLike | None,
+    batch_size: int, training: bool, augmentation: Augmentation = None,
+    mix: Mapping[str, float] | None = None, num_classes: int | None = None,
+    seed: int | None = None, normalize: bool = True,
+    drop_remainder: bool | None = None, cache: bool | str = False,
+    shuffle_buffer: int | None = None, deterministic: bool = False,
+) -> tf.data.Dataset:
     """Builds the tf.data pipeline for training or evaluation.
 
     Training: reshuffled every epoch (seeded), batched, augmented per batch
@@ -214,6 +237,8 @@ def make_dataset(x, y, batch_size, training, augmentation=None, mix=None,
         raise invalid("num_classes", None, "an integer >= 2 when `mix` is "
                       "given (mixing produces soft labels)")
     augmenting = training and augmentation not in (None, "none")
+    # Array inputs: the images and labels of a batch of indices.
+    take: Callable[[tf.Tensor], tuple[tf.Tensor, tf.Tensor]] | None
     if isinstance(x, tf.data.Dataset):
         if y is not None:
             raise invalid("y", "<labels>", "None when `x` is a dataset")
@@ -240,11 +265,12 @@ def make_dataset(x, y, batch_size, training, augmentation=None, mix=None,
                                       reshuffle_each_iteration=True)
         batches = batches.batch(batch_size, drop_remainder=drop_remainder)
 
-        def take(indices):
+        def take(indices: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
             return tf.gather(x_tensor, indices), tf.gather(y_tensor, indices)
 
     replicas = 1 if deterministic else min(8, os.cpu_count() or 1)
-    tag = flip = None
+    tag: Callable[[tf.Tensor], tf.Tensor] | None = None
+    flip: Callable[[tf.Tensor, tf.Tensor, tf.Tensor], tf.Tensor] | None = None
     if augmenting and augmentation == ALTERNATING and take is not None:
         # Alternating flips by image index; the layers only translate.
         tag, flip = tf_alternating_flip(len(x), seed)
@@ -258,10 +284,11 @@ def make_dataset(x, y, batch_size, training, augmentation=None, mix=None,
         elements.append(tf.data.Dataset.random(
             seed=seed, rerandomize_each_iteration=True).batch(2))
 
-    def process(index, batch, *extra):
-        extra = list(extra)
-        epoch = extra.pop() if tag is not None else None
-        mix_seed = extra.pop() if mixing else None
+    def process(index: tf.Tensor, batch: tf.Tensor,
+                *extra: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        rest = list(extra)
+        epoch = rest.pop() if tag is not None else None
+        mix_seed = rest.pop() if mixing else None
         images, labels = take(batch) if take is not None else batch
         images = _to_float(images, normalize)
         if flip is not None:
