@@ -12,3 +12,6 @@ Tensor: TypeAlias = Any
 
 # A file-system path as `open` and `pathlib.Path` accept it.
 StrPath: TypeAlias = str | os.PathLike[str]
+
+# A tensor shape as Keras 3 passes it to `build` and `compute_output_shape`.
+Shape: TypeAlias = tuple[int | None, ...]

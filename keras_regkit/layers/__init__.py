@@ -18,3 +18,24 @@ from keras_regkit.layers.weight_noise import GaussianWeightNoise
 from keras_regkit.layers.weight_noise import gaussian_weight_noise
 from keras_regkit.layers.whitening import PatchWhitening
 from keras_regkit.layers.whitening import patch_whitening_kernel
+
+__all__ = [
+    "ConcreteDropout",
+    "DropBlock2D",
+    "DropConnect",
+    "DropConnectDense",
+    "GaussianWeightNoise",
+    "MCDropout",
+    "MCSpatialDropout2D",
+    "PatchWhitening",
+    "ScaledBias",
+    "StochasticDepth",
+    "concrete_dropout_regularization",
+    "drop_block",
+    "drop_connect_kernel",
+    "drop_path",
+    "gaussian_weight_noise",
+    "patch_whitening_kernel",
+    "relaxed_dropout",
+    "set_mc_dropout",
+]

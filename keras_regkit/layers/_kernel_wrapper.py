@@ -6,11 +6,22 @@ perturbed kernel in training (DropConnect, GaussianWeightNoise);
 (ConcreteDropout too).
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
 import keras
 from keras import ops
 
+from keras_regkit._typing import Shape, Tensor
 from keras_regkit._validation import check_seed
 from keras_regkit._validation import invalid
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+_T = TypeVar("_T")
 
 _KERNEL_LAYERS = (
     keras.layers.Dense,
@@ -21,7 +32,8 @@ _KERNEL_LAYERS = (
 _ALLOWED = "a keras.layers.Dense, Conv1D, Conv2D or Conv3D instance"
 
 
-def check_kernel_layer(layer, allow_groups=False):
+def check_kernel_layer(layer: keras.layers.Layer,
+                       allow_groups: bool = False) -> keras.layers.Layer:
     """Raises unless `layer` is a Dense or an ungrouped Conv1D/2D/3D layer."""
     if not isinstance(layer, _KERNEL_LAYERS):
         error = invalid("layer", layer, _ALLOWED, error=TypeError)
@@ -37,7 +49,8 @@ def check_kernel_layer(layer, allow_groups=False):
     return layer
 
 
-def call_with_kernel(layer, inputs, kernel):
+def call_with_kernel(layer: keras.layers.Layer, inputs: Tensor,
+                     kernel: Tensor) -> Tensor:
     """Applies a Dense or Conv `layer` to `inputs` with `kernel` as its kernel.
 
     Everything else is the layer's own: bias, activation and, for
@@ -83,7 +96,8 @@ def call_with_kernel(layer, inputs, kernel):
     return outputs
 
 
-def wrapper_from_config(cls, config, custom_objects=None):
+def wrapper_from_config(cls: Callable[..., _T], config: dict[str, Any],
+                        custom_objects: dict[str, Any] | None = None) -> _T:
     """Rebuilds a wrapper from its config without mutating `config`."""
     config = dict(config)
     layer = keras.saving.deserialize_keras_object(
@@ -108,17 +122,18 @@ class KernelPerturbation(keras.layers.Wrapper):
     CPUs, where the overhead is under 10%.
     """
 
-    def __init__(self, layer, seed=None, **kwargs):
+    def __init__(self, layer: keras.layers.Layer, seed: int | None = None,
+                 **kwargs: Any) -> None:
         check_kernel_layer(layer)
         super().__init__(layer, **kwargs)
         self.seed = check_seed("seed", seed)
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.supports_masking = True
 
-    def perturb_kernel(self, kernel):
+    def perturb_kernel(self, kernel: Tensor) -> Tensor:
         raise NotImplementedError
 
-    def call(self, inputs, training=None):
+    def call(self, inputs: Tensor, training: bool | None = None) -> Tensor:
         if not training:
             return self.layer(inputs)
         kernel = self.perturb_kernel(self.layer.kernel)
@@ -127,12 +142,13 @@ class KernelPerturbation(keras.layers.Wrapper):
             self.add_loss(self.layer.activity_regularizer(outputs))
         return outputs
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
         return self.layer.compute_output_shape(input_shape)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "seed": self.seed}
 
     @classmethod
-    def from_config(cls, config, custom_objects=None):
+    def from_config(cls, config: dict[str, Any],
+                    custom_objects: dict[str, Any] | None = None) -> Self:
         return wrapper_from_config(cls, config, custom_objects)

@@ -1,11 +1,15 @@
 """ConcreteDropout: dropout on a layer's inputs with a learned rate."""
 
+from __future__ import annotations
+
 import math
+from typing import TYPE_CHECKING, Any
 
 import keras
 from keras import ops
 
 from keras_regkit._registry import register
+from keras_regkit._typing import Shape, Tensor
 from keras_regkit._validation import check_float
 from keras_regkit._validation import check_non_negative
 from keras_regkit._validation import check_positive
@@ -14,10 +18,18 @@ from keras_regkit._validation import invalid
 from keras_regkit.layers._kernel_wrapper import check_kernel_layer
 from keras_regkit.layers._kernel_wrapper import wrapper_from_config
 
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
 _EPSILON = 1e-7
 
 
-def relaxed_dropout(inputs, p, temperature=0.1, seed=None):
+def relaxed_dropout(
+    inputs: Tensor,
+    p: Tensor | float,
+    temperature: float = 0.1,
+    seed: int | keras.random.SeedGenerator | None = None,
+) -> Tensor:
     """Relaxed (concrete) dropout of `inputs`, differentiable in `p`.
 
     Each entry gets a soft drop indicator
@@ -51,8 +63,12 @@ def relaxed_dropout(inputs, p, temperature=0.1, seed=None):
 
 
 def concrete_dropout_regularization(
-    kernel, p, input_dim, weight_regularizer, dropout_regularizer
-):
+    kernel: Tensor,
+    p: Tensor | float,
+    input_dim: int,
+    weight_regularizer: float,
+    dropout_regularizer: float,
+) -> Tensor:
     """The regularization term of concrete dropout (Gal et al. 2017).
 
     `weight_regularizer * sum(kernel^2) / (1 - p)
@@ -75,7 +91,7 @@ def concrete_dropout_regularization(
     return weight_term + dropout_regularizer * input_dim * neg_entropy
 
 
-def _logit(x):
+def _logit(x: float) -> float:
     return math.log(x) - math.log1p(-x)
 
 
@@ -130,15 +146,15 @@ class ConcreteDropout(keras.layers.Wrapper):
 
     def __init__(
         self,
-        layer,
-        weight_regularizer=1e-6,
-        dropout_regularizer=1e-5,
-        init_min=0.1,
-        init_max=0.1,
-        temperature=0.1,
-        seed=None,
-        **kwargs,
-    ):
+        layer: keras.layers.Layer,
+        weight_regularizer: float = 1e-6,
+        dropout_regularizer: float = 1e-5,
+        init_min: float = 0.1,
+        init_max: float = 0.1,
+        temperature: float = 0.1,
+        seed: int | None = None,
+        **kwargs: Any,
+    ) -> None:
         check_kernel_layer(layer, allow_groups=True)
         self.weight_regularizer = check_non_negative(
             "weight_regularizer", weight_regularizer
@@ -161,12 +177,15 @@ class ConcreteDropout(keras.layers.Wrapper):
         super().__init__(layer, **kwargs)
         self.seed_generator = keras.random.SeedGenerator(seed)
 
-    def build(self, input_shape):
+    def build(self, input_shape: Shape) -> None:
         super().build(input_shape)
         channels_first = getattr(self.layer, "data_format", None) == (
             "channels_first"
         )
-        self.input_dim = int(input_shape[1 if channels_first else -1])
+        input_dim = input_shape[1 if channels_first else -1]
+        # Known here: the wrapped layer's build above fails on a None channel.
+        assert input_dim is not None
+        self.input_dim = int(input_dim)
         self.p_logit = self.add_weight(
             name="p_logit",
             shape=(),
@@ -177,11 +196,11 @@ class ConcreteDropout(keras.layers.Wrapper):
         )
 
     @property
-    def p(self):
+    def p(self) -> Tensor:
         """The current drop rate `sigmoid(p_logit)`, a scalar tensor."""
         return ops.sigmoid(self.p_logit)
 
-    def call(self, inputs, training=None):
+    def call(self, inputs: Tensor, training: bool | None = None) -> Tensor:
         p = self.p
         self.add_loss(
             concrete_dropout_regularization(
@@ -198,10 +217,10 @@ class ConcreteDropout(keras.layers.Wrapper):
             )
         return self.layer(inputs)
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
         return self.layer.compute_output_shape(input_shape)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = {
             "weight_regularizer": self.weight_regularizer,
             "dropout_regularizer": self.dropout_regularizer,
@@ -213,5 +232,6 @@ class ConcreteDropout(keras.layers.Wrapper):
         return {**super().get_config(), **config}
 
     @classmethod
-    def from_config(cls, config, custom_objects=None):
+    def from_config(cls, config: dict[str, Any],
+                    custom_objects: dict[str, Any] | None = None) -> Self:
         return wrapper_from_config(cls, config, custom_objects)

@@ -1,12 +1,17 @@
 """DropBlock: structured dropout of square regions of feature maps."""
 
+from __future__ import annotations
+
 import functools
+import types
+from typing import Any
 
 import keras
 import numpy as np
 from keras import ops
 
 from keras_regkit._registry import register
+from keras_regkit._typing import Shape, Tensor
 from keras_regkit._validation import (
     check_choice, check_int, check_rate, check_seed,
 )
@@ -15,7 +20,8 @@ _DATA_FORMATS = ("channels_last", "channels_first")
 _NEWTON_STEPS = 20
 
 
-def _coverage_counts(xp, size, block_size):
+def _coverage_counts(xp: types.ModuleType, size: Tensor | float,
+                     block_size: int) -> Tensor:
     """How many pixels of one axis are covered by exactly `a` block starts.
 
     Block starts (top-left corners) range over `[0, size - block_size]`, so
@@ -31,7 +37,8 @@ def _coverage_counts(xp, size, block_size):
     )
 
 
-def _solve_gamma(xp, rate, height, width, block_size):
+def _solve_gamma(xp: types.ModuleType, rate: float, height: Tensor | float,
+                 width: Tensor | float, block_size: int) -> Tensor:
     weights = (
         _coverage_counts(xp, height, block_size)[:, None]
         * _coverage_counts(xp, width, block_size)[None, :]
@@ -49,12 +56,14 @@ def _solve_gamma(xp, rate, height, width, block_size):
 
 
 @functools.lru_cache(maxsize=256)
-def _static_gamma(rate, height, width, block_size):
+def _static_gamma(rate: float, height: int, width: int,
+                  block_size: int) -> float:
     return float(_solve_gamma(np, rate, float(height), float(width),
                               block_size))
 
 
-def seed_probability(rate, height, width, block_size):
+def seed_probability(rate: float, height: int | Tensor, width: int | Tensor,
+                     block_size: int) -> float | Tensor:
     """The block-start probability that drops a fraction `rate` on average.
 
     A pixel covered by `k` possible block starts, each drawn with
@@ -86,7 +95,13 @@ def seed_probability(rate, height, width, block_size):
     )
 
 
-def drop_block(x, rate, block_size, seed=None, data_format="channels_last"):
+def drop_block(
+    x: Tensor,
+    rate: float,
+    block_size: int,
+    seed: int | keras.random.SeedGenerator | None = None,
+    data_format: str = "channels_last",
+) -> Tensor:
     """Drops square `block_size x block_size` blocks of each feature map.
 
     Each sample and each channel get their own mask (as in the paper, per
@@ -192,8 +207,9 @@ class DropBlock2D(keras.layers.Layer):
         - [Ghiasi et al., 2018](https://arxiv.org/abs/1810.12890)
     """
 
-    def __init__(self, rate, block_size, data_format=None, seed=None,
-                 **kwargs):
+    def __init__(self, rate: float, block_size: int,
+                 data_format: str | None = None, seed: int | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.rate = check_rate("rate", rate)
         self.block_size = check_int("block_size", block_size, 1)
@@ -208,7 +224,7 @@ class DropBlock2D(keras.layers.Layer):
         self.input_spec = keras.InputSpec(ndim=4)
         self.supports_masking = True
 
-    def call(self, inputs, training=False):
+    def call(self, inputs: Tensor, training: bool | None = False) -> Tensor:
         if not training:
             return inputs
         return drop_block(
@@ -216,10 +232,10 @@ class DropBlock2D(keras.layers.Layer):
             data_format=self.data_format,
         )
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
         return input_shape
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             **super().get_config(),
             "rate": self.rate,

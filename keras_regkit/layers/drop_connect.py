@@ -1,16 +1,25 @@
 """DropConnect: drops individual weights of a Dense or Conv kernel."""
 
+from __future__ import annotations
+
+from typing import Any
+
 import keras
 from keras import ops
 
 from keras_regkit._registry import register
+from keras_regkit._typing import Tensor
 from keras_regkit.layers._kernel_wrapper import KernelPerturbation
 from keras_regkit.layers._kernel_wrapper import call_with_kernel
 from keras_regkit._validation import check_int
 from keras_regkit._validation import check_rate
 from keras_regkit._validation import check_seed
 
-def drop_connect_kernel(kernel, rate, seed=None):
+def drop_connect_kernel(
+    kernel: Tensor,
+    rate: float,
+    seed: int | keras.random.SeedGenerator | None = None,
+) -> Tensor:
     """Drops kernel entries independently with probability `rate`.
 
     Each entry is kept with probability `1 - rate` (a Bernoulli mask) and
@@ -70,14 +79,15 @@ class DropConnect(KernelPerturbation):
           Regularization of Neural Networks using DropConnect.
     """
 
-    def __init__(self, layer, rate, seed=None, **kwargs):
+    def __init__(self, layer: keras.layers.Layer, rate: float,
+                 seed: int | None = None, **kwargs: Any) -> None:
         super().__init__(layer, seed=seed, **kwargs)
         self.rate = check_rate("rate", rate)
 
-    def perturb_kernel(self, kernel):
+    def perturb_kernel(self, kernel: Tensor) -> Tensor:
         return drop_connect_kernel(kernel, self.rate, self.seed_generator)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "rate": self.rate}
 
 
@@ -106,7 +116,8 @@ class DropConnectDense(keras.layers.Dense):
           Regularization of Neural Networks using DropConnect.
     """
 
-    def __init__(self, units, rate, seed=None, **kwargs):
+    def __init__(self, units: int, rate: float, seed: int | None = None,
+                 **kwargs: Any) -> None:
         units = check_int("units", units, 1)
         rate = check_rate("rate", rate)
         seed = check_seed("seed", seed)
@@ -115,7 +126,7 @@ class DropConnectDense(keras.layers.Dense):
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
 
-    def call(self, inputs, training=None):
+    def call(self, inputs: Tensor, training: bool | None = None) -> Tensor:
         if not training:
             return super().call(inputs)
         kernel = drop_connect_kernel(
@@ -123,5 +134,5 @@ class DropConnectDense(keras.layers.Dense):
         )
         return call_with_kernel(self, inputs, kernel)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "rate": self.rate, "seed": self.seed}

@@ -1,25 +1,35 @@
 """Monte Carlo dropout: active at inference, leaving other layers alone."""
 
+from __future__ import annotations
+
 import collections.abc
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 import keras
 from keras import ops
 
 from keras_regkit._registry import register
+from keras_regkit._typing import Shape, Tensor
 from keras_regkit._validation import check_rate, check_seed, invalid
 
 # Offset between the training seed and the Monte Carlo seed, so that a seeded
 # layer's first training mask and first MC mask are not the same draw.
 _MC_SEED_OFFSET = 7919
 
+if TYPE_CHECKING:  # the mixin is only ever mixed into a Keras Dropout layer
+    from keras.layers import Dropout as _LayerBase
+else:
+    _LayerBase = object
 
-def _check_bool(name, value):
+
+def _check_bool(name: str, value: Any) -> bool:
     if not isinstance(value, bool):
         raise invalid(name, value, "a bool (True or False)")
     return value
 
 
-class _MCMixin:
+class _MCMixin(_LayerBase):
     """Shared Monte Carlo state for `MCDropout` and `MCSpatialDropout2D`.
 
     The on/off switch is a non-trainable boolean variable, read inside the
@@ -30,7 +40,7 @@ class _MCMixin:
     happen in between (for example validation during `fit`).
     """
 
-    def _init_mc(self, mc, seed):
+    def _init_mc(self, mc: bool, seed: int | None) -> None:
         self._mc_enabled = self.add_weight(
             name="mc_enabled",
             shape=(),
@@ -48,20 +58,20 @@ class _MCMixin:
             )
 
     @property
-    def mc(self):
+    def mc(self) -> bool:
         """Whether dropout stays active at inference (`training=False`)."""
         return bool(ops.convert_to_numpy(self._mc_enabled.value))
 
     @mc.setter
-    def mc(self, enabled):
+    def mc(self, enabled: bool) -> None:
         self._mc_enabled.assign(_check_bool("mc", enabled))
 
-    def build(self, input_shape):
+    def build(self, input_shape: Shape) -> None:
         # All state is created in `__init__`; defining `build` only keeps
         # Keras from locking the layer before that state exists.
         pass
 
-    def call(self, inputs, training=False):
+    def call(self, inputs: Tensor, training: bool | None = False) -> Tensor:
         if training:
             return super().call(inputs, training=True)
         if self.rate == 0:
@@ -130,18 +140,24 @@ class MCDropout(_MCMixin, keras.layers.Dropout):
         - [Gal and Ghahramani, 2016](https://arxiv.org/abs/1506.02142)
     """
 
-    def __init__(self, rate, noise_shape=None, seed=None, mc=False,
-                 **kwargs):
+    def __init__(
+        self,
+        rate: float,
+        noise_shape: Sequence[int | None] | None = None,
+        seed: int | None = None,
+        mc: bool = False,
+        **kwargs: Any,
+    ) -> None:
         rate = check_rate("rate", rate)
         seed = check_seed("seed", seed)
         mc = _check_bool("mc", mc)
         super().__init__(rate, noise_shape=noise_shape, seed=seed, **kwargs)
         self._init_mc(mc, seed)
 
-    def _mc_noise_shape(self, inputs):
+    def _mc_noise_shape(self, inputs: Tensor) -> Sequence[Any] | None:
         return self.noise_shape
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "mc": self.mc}
 
 
@@ -180,8 +196,9 @@ class MCSpatialDropout2D(_MCMixin, keras.layers.SpatialDropout2D):
         - [Tompson et al., 2015](https://arxiv.org/abs/1411.4280)
     """
 
-    def __init__(self, rate, data_format=None, seed=None, mc=False,
-                 **kwargs):
+    def __init__(self, rate: float, data_format: str | None = None,
+                 seed: int | None = None, mc: bool = False,
+                 **kwargs: Any) -> None:
         rate = check_rate("rate", rate)
         seed = check_seed("seed", seed)
         mc = _check_bool("mc", mc)
@@ -195,17 +212,17 @@ class MCSpatialDropout2D(_MCMixin, keras.layers.SpatialDropout2D):
         super().__init__(rate, data_format=data_format, seed=seed, **kwargs)
         self._init_mc(mc, seed)
 
-    def _mc_noise_shape(self, inputs):
+    def _mc_noise_shape(self, inputs: Tensor) -> Sequence[Any] | None:
         shape = ops.shape(inputs)
         if self.data_format == "channels_first":
             return (shape[0], shape[1], 1, 1)
         return (shape[0], 1, 1, shape[3])
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "mc": self.mc}
 
 
-def _sublayers(layer):
+def _sublayers(layer: keras.layers.Layer) -> Iterator[keras.layers.Layer]:
     """Yields the layers directly held by `layer` (models, wrappers, attrs)."""
     for value in vars(layer).values():
         if isinstance(value, keras.layers.Layer):
@@ -220,7 +237,7 @@ def _sublayers(layer):
         yield from layer.layers
 
 
-def set_mc_dropout(model, enabled):
+def set_mc_dropout(model: keras.layers.Layer, enabled: bool) -> int:
     """Turns Monte Carlo mode on or off in every MC layer of a model.
 
     Walks the model recursively (nested models, wrappers and custom layers

@@ -9,12 +9,16 @@ sqrt(lr_multiplier)`. Decoupled weight decay (`v -= lr * wd * v`) shrinks the
 stored value and the bias by the same factor, so the decay is unchanged.
 """
 
+from __future__ import annotations
+
 import math
+from typing import Any
 
 import keras
 from keras import ops
 
 from keras_regkit._registry import register
+from keras_regkit._typing import Shape, Tensor
 from keras_regkit._validation import check_positive
 
 
@@ -46,7 +50,8 @@ class ScaledBias(keras.layers.Layer):
         2024 (the 64x batch-norm bias learning rate).
     """
 
-    def __init__(self, lr_multiplier=1.0, axis=-1, **kwargs):
+    def __init__(self, lr_multiplier: float = 1.0, axis: int = -1,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.lr_multiplier = check_positive("lr_multiplier", lr_multiplier)
         if isinstance(axis, bool) or not isinstance(axis, int):
@@ -57,7 +62,7 @@ class ScaledBias(keras.layers.Layer):
         self.axis = axis
         self.scale = math.sqrt(self.lr_multiplier)
 
-    def build(self, input_shape):
+    def build(self, input_shape: Shape) -> None:
         channels = input_shape[self.axis]
         if channels is None:
             raise ValueError(
@@ -70,11 +75,11 @@ class ScaledBias(keras.layers.Layer):
         )
 
     @property
-    def effective_bias(self):
+    def effective_bias(self) -> Tensor:
         """The bias actually added: `sqrt(lr_multiplier) * stored`."""
         return ops.multiply(self.bias, self.scale)
 
-    def call(self, inputs):
+    def call(self, inputs: Tensor) -> Tensor:
         bias = ops.cast(self.bias * self.scale, inputs.dtype)
         if self.axis not in (-1, len(inputs.shape) - 1):
             shape = [1] * len(inputs.shape)
@@ -82,10 +87,10 @@ class ScaledBias(keras.layers.Layer):
             bias = ops.reshape(bias, shape)
         return inputs + bias
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
         return input_shape
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update({"lr_multiplier": self.lr_multiplier, "axis": self.axis})
         return config

@@ -1,13 +1,23 @@
 """Stochastic depth (drop-path): drops whole residual branches per sample."""
 
+from __future__ import annotations
+
+from typing import Any
+
 import keras
 from keras import ops
 
 from keras_regkit._registry import register
+from keras_regkit._typing import Shape, Tensor
 from keras_regkit._validation import check_rate, check_seed, invalid
 
 
-def drop_path(x, rate, seed=None, scale_by_keep=True):
+def drop_path(
+    x: Tensor,
+    rate: float,
+    seed: int | keras.random.SeedGenerator | None = None,
+    scale_by_keep: bool = True,
+) -> Tensor:
     """Zeroes the whole of `x` for a random subset of the samples.
 
     One Bernoulli draw per sample (the first axis) is broadcast over every
@@ -70,7 +80,8 @@ class StochasticDepth(keras.layers.Layer):
         - [Huang et al., 2016](https://arxiv.org/abs/1603.09382)
     """
 
-    def __init__(self, rate, seed=None, scale_by_keep=True, **kwargs):
+    def __init__(self, rate: float, seed: int | None = None,
+                 scale_by_keep: bool = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.rate = check_rate("rate", rate)
         self.seed = check_seed("seed", seed)
@@ -80,7 +91,7 @@ class StochasticDepth(keras.layers.Layer):
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.supports_masking = True
 
-    def call(self, inputs, training=False):
+    def call(self, inputs: Tensor, training: bool | None = False) -> Tensor:
         if not training:
             return inputs
         return drop_path(
@@ -88,10 +99,10 @@ class StochasticDepth(keras.layers.Layer):
             scale_by_keep=self.scale_by_keep,
         )
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
         return input_shape
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             **super().get_config(),
             "rate": self.rate,

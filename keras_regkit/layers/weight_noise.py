@@ -1,14 +1,23 @@
 """GaussianWeightNoise: additive Gaussian noise on a Dense or Conv kernel."""
 
+from __future__ import annotations
+
+from typing import Any
+
 import keras
 from keras import ops
 
 from keras_regkit._registry import register
+from keras_regkit._typing import Tensor
 from keras_regkit._validation import check_positive
 from keras_regkit.layers._kernel_wrapper import KernelPerturbation
 
 
-def gaussian_weight_noise(kernel, stddev, seed=None):
+def gaussian_weight_noise(
+    kernel: Tensor,
+    stddev: float,
+    seed: int | keras.random.SeedGenerator | None = None,
+) -> Tensor:
     """Adds zero-mean Gaussian noise of standard deviation `stddev`.
 
     Args:
@@ -66,12 +75,13 @@ class GaussianWeightNoise(KernelPerturbation):
           Performance.
     """
 
-    def __init__(self, layer, stddev, seed=None, **kwargs):
+    def __init__(self, layer: keras.layers.Layer, stddev: float,
+                 seed: int | None = None, **kwargs: Any) -> None:
         super().__init__(layer, seed=seed, **kwargs)
         self.stddev = check_positive("stddev", stddev)
 
-    def perturb_kernel(self, kernel):
+    def perturb_kernel(self, kernel: Tensor) -> Tensor:
         return gaussian_weight_noise(kernel, self.stddev, self.seed_generator)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "stddev": self.stddev}

@@ -1,18 +1,24 @@
 """Patch whitening: a frozen convolution stem initialized from the data."""
 
+from __future__ import annotations
+
+from typing import Any
+
 import numpy as np
+import numpy.typing as npt
 
 import keras
 from keras import ops
 
 from keras_regkit._registry import register
+from keras_regkit._typing import Shape, Tensor
 from keras_regkit._validation import check_int, check_non_negative, invalid
 
 # Chunks of images hold about this many patches when no batch size is given.
 _PATCHES_PER_CHUNK = 1_000_000
 
 
-def _as_images(images, patch_size):
+def _as_images(images: npt.ArrayLike, patch_size: int) -> np.ndarray:
     images = np.asarray(images)
     shown = f"<array of shape {images.shape}>"
     if images.ndim != 4 or not np.issubdtype(images.dtype, np.number):
@@ -25,7 +31,7 @@ def _as_images(images, patch_size):
     return images
 
 
-def image_patches(images, patch_size):
+def image_patches(images: np.ndarray, patch_size: int) -> np.ndarray:
     """Returns every valid p x p patch of (N, H, W, C) `images`, flattened.
 
     The flatten order is Conv2D's kernel order (row, column, channel), so
@@ -42,11 +48,17 @@ def image_patches(images, patch_size):
 class _PatchMoments:
     """Accumulates the count, sum and sum of outer products of patches."""
 
-    def __init__(self, patch_size):
+    def __init__(self, patch_size: int) -> None:
         self.patch_size = patch_size
-        self.channels, self.count, self.total, self.outer = None, 0, 0, 0
+        self.channels: int | None = None
+        self.count = 0
+        # Float64 arrays from the first batch on (its channels give their
+        # size); 0 before.
+        self.total: Any = 0
+        self.outer: Any = 0
 
-    def update(self, images, batch_size=None):
+    def update(self, images: npt.ArrayLike,
+               batch_size: int | None = None) -> None:
         images = _as_images(images, self.patch_size)
         if self.channels is None:
             self.channels = images.shape[-1]
@@ -66,9 +78,10 @@ class _PatchMoments:
             self.total += patches.sum(axis=0)
             self.outer += patches.T @ patches
 
-    def whitening(self, epsilon):
+    def whitening(self, epsilon: float) -> tuple[np.ndarray, np.ndarray]:
         """Returns the (kernel, bias) pair of the accumulated patches."""
         p, c = self.patch_size, self.channels
+        assert c is not None  # every caller has given a batch first
         mean = self.total / self.count
         cov = self.outer / self.count - np.outer(mean, mean)
         eigenvalues, eigenvectors = np.linalg.eigh((cov + cov.T) / 2)
@@ -88,8 +101,12 @@ class _PatchMoments:
         return kernel.astype("float32"), bias.astype("float32")
 
 
-def patch_whitening_kernel(images, patch_size=2, epsilon=5e-4,
-                           batch_size=None):
+def patch_whitening_kernel(
+    images: npt.ArrayLike,
+    patch_size: int = 2,
+    epsilon: float = 5e-4,
+    batch_size: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Computes a convolution that whitens the patches of `images`.
 
     All valid `patch_size x patch_size` patches are flattened to
@@ -166,7 +183,7 @@ class PatchWhitening(keras.layers.Layer):
     >>> x = np.random.default_rng(0).random((32, 32, 32, 3), "float32")
     >>> stem = PatchWhitening(patch_size=2)
     >>> stem.adapt(x)
-    >>> stem(x).shape
+    >>> tuple(stem(x).shape)
     (32, 31, 31, 24)
 
     References:
@@ -174,12 +191,13 @@ class PatchWhitening(keras.layers.Layer):
           (airbench), https://arxiv.org/abs/2404.00498
     """
 
-    def __init__(self, patch_size=2, epsilon=5e-4, **kwargs):
+    def __init__(self, patch_size: int = 2, epsilon: float = 5e-4,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.patch_size = check_int("patch_size", patch_size, 1)
         self.epsilon = check_non_negative("epsilon", epsilon)
 
-    def build(self, input_shape):
+    def build(self, input_shape: Shape) -> None:
         channels = input_shape[-1]
         if len(input_shape) != 4 or channels is None:
             raise ValueError(
@@ -209,13 +227,13 @@ class PatchWhitening(keras.layers.Layer):
             autocast=False)
 
     @property
-    def adapted(self):
+    def adapted(self) -> bool:
         """Whether `adapt` has set the kernel (survives `.keras` saving)."""
         if not self.built:
             return False
         return bool(ops.convert_to_numpy(self.adapted_flag) > 0.5)
 
-    def adapt(self, data, batch_size=None):
+    def adapt(self, data: Any, batch_size: int | None = None) -> None:
         """Sets the kernel and bias from the whitening of `data`'s patches.
 
         Args:
@@ -249,7 +267,7 @@ class PatchWhitening(keras.layers.Layer):
         self.frozen_bias.assign(bias.copy())  # its own buffer (JAX)
         self.adapted_flag.assign(1.0)
 
-    def set_bias_trainable(self, flag):
+    def set_bias_trainable(self, flag: bool) -> None:
         """Switches bias training on or off (`flag`: bool), no recompiling.
 
         Off snapshots the bias into `frozen_bias`, which the layer then
@@ -270,18 +288,18 @@ class PatchWhitening(keras.layers.Layer):
         self.bias_trainable.assign(1.0 if flag else 0.0)
 
     @property
-    def bias_trainable_now(self):
+    def bias_trainable_now(self) -> bool:
         """Whether the bias is currently trained."""
         return bool(ops.convert_to_numpy(self.bias_trainable) > 0.5)
 
     @property
-    def effective_bias(self):
+    def effective_bias(self) -> np.ndarray:
         """The bias the layer currently adds, as a NumPy array."""
         if self.bias_trainable_now:
             return ops.convert_to_numpy(self.bias)
         return ops.convert_to_numpy(self.frozen_bias)
 
-    def call(self, inputs):
+    def call(self, inputs: Tensor) -> Tensor:
         dtype = self.compute_dtype
         s = ops.cast(self.bias_trainable, dtype)
         bias = s * ops.cast(self.bias, dtype) + (1 - s) * ops.cast(
@@ -291,13 +309,14 @@ class PatchWhitening(keras.layers.Layer):
                            padding="valid", data_format="channels_last")
         return outputs + bias
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
         batch, height, width, channels = input_shape
         p = self.patch_size
         height = None if height is None else height - p + 1
         width = None if width is None else width - p + 1
-        return (batch, height, width, 2 * p * p * channels)
+        filters = None if channels is None else 2 * p * p * channels
+        return (batch, height, width, filters)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "patch_size": self.patch_size,
                 "epsilon": self.epsilon}
