@@ -1,6 +1,12 @@
 """keras_regkit models: capacity presets and functional backbones."""
 
+from __future__ import annotations
+
+from collections.abc import Sequence
 from types import MappingProxyType
+from typing import Protocol
+
+import keras
 
 from keras_regkit._validation import check_choice
 from keras_regkit._validation import invalid
@@ -15,12 +21,21 @@ from keras_regkit.models.presets import PRESETS
 from keras_regkit.models.presets import REG_CONFIG_KEYS
 from keras_regkit.models.presets import WEIGHT_DECAY_MODES
 from keras_regkit.models.presets import CapacityPreset
+from keras_regkit.models.presets import PresetLike
 from keras_regkit.models.presets import get_preset
 from keras_regkit.models.resnet import build_resnet
 
+class _BackboneBuilder(Protocol):
+    """The signature every backbone builder shares."""
+
+    def __call__(self, input_shape: Sequence[int], num_classes: int,
+                 preset: PresetLike = ...,
+                 name: str | None = None) -> keras.Model: ...
+
+
 # Backbone builders by architecture name: fn(input_shape, num_classes, preset,
 # name=None) -> uncompiled keras.Model.
-ARCHITECTURES = MappingProxyType({
+ARCHITECTURES: MappingProxyType[str, _BackboneBuilder] = MappingProxyType({
     "cnn": build_cnn,
     "mlp": build_mlp,
     "resnet": build_resnet,
@@ -28,8 +43,10 @@ ARCHITECTURES = MappingProxyType({
 })
 
 
-def build_backbone(input_shape, num_classes, preset="medium",
-                   architecture=None, name=None):
+def build_backbone(input_shape: Sequence[int], num_classes: int,
+                   preset: PresetLike = "medium",
+                   architecture: str | None = None,
+                   name: str | None = None) -> keras.Model:
     """Builds the backbone `architecture` (or the preset's own) for a preset.
 
     Args:

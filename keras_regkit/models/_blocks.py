@@ -5,14 +5,23 @@ its public `build_*` function and the blocks only it uses; what two or more
 of them share lives here.
 """
 
+from __future__ import annotations
+
+from collections.abc import Sequence
+
 import keras
 
 from keras_regkit._validation import check_int
 from keras_regkit._validation import invalid
+from keras_regkit.models.presets import CapacityPreset
+from keras_regkit.models.presets import PresetLike
 from keras_regkit.models.presets import get_preset
 
 
-def resolve_model_args(preset, input_shape, num_classes, rank=None):
+def resolve_model_args(
+    preset: PresetLike, input_shape: Sequence[int], num_classes: int,
+    rank: int | None = None,
+) -> tuple[CapacityPreset, tuple[int, ...], int]:
     """`(preset, input_shape, num_classes)` resolved and validated.
 
     Args:
@@ -25,7 +34,8 @@ def resolve_model_args(preset, input_shape, num_classes, rank=None):
             *check_model_args(input_shape, num_classes, rank))
 
 
-def check_model_args(input_shape, num_classes, rank=None):
+def check_model_args(input_shape: Sequence[int], num_classes: int,
+                     rank: int | None = None) -> tuple[tuple[int, ...], int]:
     """Validates and returns `(input_shape, num_classes)` as plain values.
 
     Args:
@@ -45,7 +55,8 @@ def check_model_args(input_shape, num_classes, rank=None):
     return shape, check_int("num_classes", num_classes, 2, None)
 
 
-def check_spatial_size(input_shape, num_pools, extra=0):
+def check_spatial_size(input_shape: Sequence[int], num_pools: int,
+                       extra: int = 0) -> None:
     """Raises when `num_pools` 2x2 poolings would shrink the image to 0."""
     smallest = 2 ** num_pools + extra
     if min(input_shape[:2]) < smallest:
@@ -56,14 +67,16 @@ def check_spatial_size(input_shape, num_pools, extra=0):
         )
 
 
-def conv_kernel_regularizer(preset):
+def conv_kernel_regularizer(
+        preset: CapacityPreset) -> keras.regularizers.Regularizer | None:
     """L2(l2) for conv kernels in `"l2"` mode, else None."""
     if preset.weight_decay_mode != "l2" or preset.l2 == 0:
         return None
     return keras.regularizers.L2(preset.l2)
 
 
-def dense_kernel_regularizer(preset):
+def dense_kernel_regularizer(
+        preset: CapacityPreset) -> keras.regularizers.Regularizer | None:
     """L2(10 * l2) for hidden Dense kernels in `"l2"` mode, else None.
 
     The reference recipe weights the Dense penalty ten times the conv one; in
@@ -74,14 +87,16 @@ def dense_kernel_regularizer(preset):
     return keras.regularizers.L2(preset.l2 * 10)
 
 
-def dense_kernel_constraint(preset):
+def dense_kernel_constraint(
+        preset: CapacityPreset) -> keras.constraints.Constraint | None:
     """`MaxNorm(preset.max_norm)` for hidden Dense kernels, or None."""
     if preset.max_norm is None:
         return None
     return keras.constraints.MaxNorm(max_value=preset.max_norm)
 
 
-def apply_dense_block(x, units, preset, name):
+def apply_dense_block(x: keras.KerasTensor, units: int,
+                      preset: CapacityPreset, name: str) -> keras.KerasTensor:
     """Dense -> BatchNorm? -> ReLU -> Dropout? (BN and dropout when enabled).
 
     The Dense layer drops its bias when batch norm follows (the norm's
@@ -115,7 +130,8 @@ def apply_dense_block(x, units, preset, name):
     return x
 
 
-def apply_classifier_head(x, preset, num_classes):
+def apply_classifier_head(x: keras.KerasTensor, preset: CapacityPreset,
+                          num_classes: int) -> keras.KerasTensor:
     """The hidden Dense blocks of `preset.dense_units`, then softmax."""
     for index, units in enumerate(preset.dense_units):
         x = apply_dense_block(x, units, preset, name=f"dense{index + 1}")

@@ -13,6 +13,10 @@ one of a stage is pooled first; stage `i` (from 0) drops at
 `dropout_conv * (1 + 0.5 * i)`.
 """
 
+from __future__ import annotations
+
+from collections.abc import Sequence
+
 import keras
 
 from keras_regkit._validation import invalid
@@ -20,14 +24,17 @@ from keras_regkit.models._blocks import apply_classifier_head
 from keras_regkit.models._blocks import resolve_model_args
 from keras_regkit.models._blocks import check_spatial_size
 from keras_regkit.models._blocks import conv_kernel_regularizer
+from keras_regkit.models.presets import CapacityPreset
+from keras_regkit.models.presets import PresetLike
 
 
-def stage_dropout_rate(preset, stage_index):
+def stage_dropout_rate(preset: CapacityPreset, stage_index: int) -> float:
     """The reference recipe's spatial dropout rate for stage `stage_index` (from 0)."""
     return preset.dropout_conv * (1 + 0.5 * stage_index)
 
 
-def apply_conv_bn_act(x, filters, preset, name):
+def apply_conv_bn_act(x: keras.KerasTensor, filters: int,
+                      preset: CapacityPreset, name: str) -> keras.KerasTensor:
     """Conv2D 3x3 same -> BatchNorm? -> ReLU (no conv bias when BN follows).
 
     Args:
@@ -54,7 +61,9 @@ def apply_conv_bn_act(x, filters, preset, name):
     return keras.layers.Activation("relu", name=f"{name}_relu")(x)
 
 
-def apply_conv_stage(x, filters, preset, stage_index):
+def apply_conv_stage(x: keras.KerasTensor, filters: int,
+                     preset: CapacityPreset,
+                     stage_index: int) -> keras.KerasTensor:
     """One seed conv stage: convs with spatial dropout, max pooling at the end.
 
     Args:
@@ -79,7 +88,7 @@ def apply_conv_stage(x, filters, preset, stage_index):
     return x
 
 
-def check_conv_dropout(preset):
+def check_conv_dropout(preset: CapacityPreset) -> None:
     """Raises when the deepest CNN stage's dropout rate reaches 1."""
     deepest = stage_dropout_rate(preset, len(preset.conv_filters) - 1)
     if deepest >= 1:
@@ -91,7 +100,9 @@ def check_conv_dropout(preset):
         )
 
 
-def build_cnn(input_shape, num_classes, preset="medium", name=None):
+def build_cnn(input_shape: Sequence[int], num_classes: int,
+              preset: PresetLike = "medium",
+              name: str | None = None) -> keras.Model:
     """Builds the reference CNN for a capacity preset.
 
     Args:

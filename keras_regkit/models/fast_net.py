@@ -18,8 +18,13 @@ are otherwise initialized like PyTorch's (uniform in +-1/sqrt(fan_in)), the
 scale airbench's learning rates were tuned for.
 """
 
+from __future__ import annotations
+
+from collections.abc import Sequence
+
 import keras
 import numpy as np
+import numpy.typing as npt
 
 from keras_regkit._images import to_float_images
 from keras_regkit._validation import check_positive
@@ -29,6 +34,8 @@ from keras_regkit.layers.whitening import PatchWhitening
 from keras_regkit.models._blocks import check_spatial_size
 from keras_regkit.models._blocks import conv_kernel_regularizer
 from keras_regkit.models._blocks import resolve_model_args
+from keras_regkit.models.presets import CapacityPreset
+from keras_regkit.models.presets import PresetLike
 
 LOGIT_SCALE = 1.0 / 9.0
 # CIFAR-10 training-set channel means and standard deviations (of [0, 1]
@@ -39,15 +46,17 @@ BN_EPSILON = 1e-5
 WHITENING_IMAGES = 5000
 
 
-def torch_default_initializer(seed=None):
+def torch_default_initializer(
+        seed: int | None = None) -> keras.initializers.Initializer:
     """PyTorch's default conv/linear init: uniform in +-1/sqrt(fan_in)."""
     return keras.initializers.VarianceScaling(
         scale=1.0 / 3.0, mode="fan_in", distribution="uniform", seed=seed
     )
 
 
-def _conv(x, filters, preset, name, kernel_size=3, padding="same",
-          use_bias=None):
+def _conv(x: keras.KerasTensor, filters: int, preset: CapacityPreset,
+          name: str, kernel_size: int = 3, padding: str = "same",
+          use_bias: bool | None = None) -> keras.KerasTensor:
     if use_bias is None:
         use_bias = not preset.batch_norm
     init = (PartialDirac() if preset.dirac_init and kernel_size == 3
@@ -63,7 +72,8 @@ def _conv(x, filters, preset, name, kernel_size=3, padding="same",
     )(x)
 
 
-def _bn_gelu(x, preset, name):
+def _bn_gelu(x: keras.KerasTensor, preset: CapacityPreset,
+             name: str) -> keras.KerasTensor:
     if preset.batch_norm:
         separate_bias = preset.bias_lr_multiplier != 1.0
         x = keras.layers.BatchNormalization(
@@ -75,7 +85,9 @@ def _bn_gelu(x, preset, name):
     return keras.layers.Activation("gelu", name=f"{name}_gelu")(x)
 
 
-def apply_conv_group(x, filters, preset, group_index):
+def apply_conv_group(x: keras.KerasTensor, filters: int,
+                     preset: CapacityPreset,
+                     group_index: int) -> keras.KerasTensor:
     """One airbench group: conv, pool, BN, GELU, then more conv-BN-GELU.
 
     Args:
@@ -102,8 +114,9 @@ def apply_conv_group(x, filters, preset, group_index):
     return x
 
 
-def build_fast_net(input_shape, num_classes, preset="fast", name=None,
-                   logit_scale=LOGIT_SCALE):
+def build_fast_net(input_shape: Sequence[int], num_classes: int,
+                   preset: PresetLike = "fast", name: str | None = None,
+                   logit_scale: float = LOGIT_SCALE) -> keras.Model:
     """Builds the airbench-like fast network for a capacity preset.
 
     Args:
@@ -171,7 +184,8 @@ def build_fast_net(input_shape, num_classes, preset="fast", name=None,
     return keras.Model(inputs, outputs, name=name or f"{preset.name}_fast")
 
 
-def adapt_fast_net(model, images, max_images=WHITENING_IMAGES):
+def adapt_fast_net(model: keras.Model, images: npt.ArrayLike,
+                   max_images: int = WHITENING_IMAGES) -> int:
     """Fits every `PatchWhitening` layer of `model` to training images.
 
     Each layer is adapted to what it sees: `images` (the first

@@ -5,13 +5,20 @@ is that model: Flatten, then one Dense block per entry of
 `preset.dense_units`, then a softmax classifier.
 """
 
+from __future__ import annotations
+
+from collections.abc import Sequence
+
 import keras
 
 from keras_regkit.models._blocks import apply_classifier_head
 from keras_regkit.models._blocks import resolve_model_args
+from keras_regkit.models.presets import PresetLike
 
 
-def build_mlp(input_shape, num_classes, preset="medium", name=None):
+def build_mlp(input_shape: Sequence[int], num_classes: int,
+              preset: PresetLike = "medium",
+              name: str | None = None) -> keras.Model:
     """Builds the MLP backbone: Flatten -> Dense blocks -> softmax.
 
     Args:

@@ -8,9 +8,10 @@ with a message that lists what is allowed.
 import dataclasses
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any, TypeAlias
 
 import yaml
 
@@ -35,14 +36,15 @@ REG_CONFIG_KEYS = (
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
 
-def _check_name(name, value):
+def _check_name(name: str, value: object) -> str:
     if not isinstance(value, str) or not _NAME_PATTERN.match(value):
         raise invalid(name, value, "a non-empty string of letters, digits, "
                       "'_', '.' or '-'")
     return value
 
 
-def _check_units(name, value, allow_empty):
+def _check_units(name: str, value: object,
+                 allow_empty: bool) -> tuple[int, ...]:
     size = "a" if allow_empty else "a non-empty"
     expected = f"{size} tuple of positive integers"
     if not isinstance(value, (tuple, list)) or (not value and not allow_empty):
@@ -53,17 +55,18 @@ def _check_units(name, value, allow_empty):
     return tuple(int(unit) for unit in value)
 
 
-def _check_bool(name, value):
+def _check_bool(name: str, value: object) -> bool:
     if not isinstance(value, bool):
         raise invalid(name, value, "a bool (True or False)")
     return value
 
 
-def _check_max_norm(name, value):
+def _check_max_norm(name: str, value: float | None) -> float | None:
     return None if value is None else check_positive(name, value)
 
 
-_CHECKS = {
+# Each field's check: `check(name, value)` returns the value to store.
+_CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "name": _check_name,
     "architecture": lambda n, v: check_choice(n, v, ARCHITECTURE_NAMES),
     "conv_filters": lambda n, v: _check_units(n, v, allow_empty=False),
@@ -144,9 +147,9 @@ class CapacityPreset:
 
     name: str
     architecture: str = "cnn"
-    conv_filters: tuple = (64, 128)
+    conv_filters: tuple[int, ...] = (64, 128)
     convs_per_block: int = 2
-    dense_units: tuple = (512, 256)
+    dense_units: tuple[int, ...] = (512, 256)
     stem_filters: int = 64
     resnet_blocks: int = 2
     stem_whitening: bool = False
@@ -159,7 +162,7 @@ class CapacityPreset:
     batch_norm: bool = True
     bn_momentum: float = 0.9
     bias_lr_multiplier: float = 1.0
-    max_norm: float = 3.0
+    max_norm: float | None = 3.0
     stochastic_depth_rate: float = 0.0
     dropblock_rate: float = 0.0
     dropblock_size: int = 3
@@ -179,7 +182,7 @@ class CapacityPreset:
     epochs: int = 200
     batch_size: int = 64
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
             value = _CHECKS[field.name](field.name, getattr(self, field.name))
             object.__setattr__(self, field.name, value)
@@ -190,29 +193,29 @@ class CapacityPreset:
             )
 
     @classmethod
-    def field_names(cls):
+    def field_names(cls) -> tuple[str, ...]:
         """Returns the names of all fields, in declaration order."""
         return tuple(field.name for field in dataclasses.fields(cls))
 
     @property
-    def reg_config(self):
+    def reg_config(self) -> dict[str, Any]:
         """The reference recipe's `reg_config` mapping (a fresh dict, six keys)."""
         return {key: getattr(self, key) for key in REG_CONFIG_KEYS}
 
     @property
-    def mix_config(self):
+    def mix_config(self) -> dict[str, float] | None:
         """`{"mixup_alpha": a, "cutmix_alpha": b}`, or None when both are 0."""
         if self.mixup_alpha == 0 and self.cutmix_alpha == 0:
             return None
         return {"mixup_alpha": self.mixup_alpha,
                 "cutmix_alpha": self.cutmix_alpha}
 
-    def replace(self, **overrides):
+    def replace(self, **overrides: Any) -> "CapacityPreset":
         """Returns a validated copy with `overrides` applied."""
         _check_keys(overrides)
         return dataclasses.replace(self, **overrides)
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
         """Returns the fields as plain Python values (tuples as lists)."""
         return {
             key: list(value) if isinstance(value, tuple) else value
@@ -220,7 +223,7 @@ class CapacityPreset:
         }
 
     @classmethod
-    def from_dict(cls, config):
+    def from_dict(cls, config: Mapping[str, Any]) -> "CapacityPreset":
         """Builds a preset from a mapping; missing fields take defaults."""
         if not isinstance(config, Mapping):
             raise ValueError(
@@ -232,7 +235,7 @@ class CapacityPreset:
         return cls(**config)
 
     @classmethod
-    def from_yaml(cls, path):
+    def from_yaml(cls, path: os.PathLike[str] | str) -> "CapacityPreset":
         """Loads a preset from a YAML file (safe loader only).
 
         Without a `name` key the file's stem is used. Floats in exponent
@@ -249,14 +252,20 @@ class CapacityPreset:
             config = dict(config, name=path.stem)
         return cls.from_dict(config)
 
-    def to_yaml(self, path):
+    def to_yaml(self, path: os.PathLike[str] | str) -> Path:
         """Writes the preset to `path` atomically (temp file, then rename)."""
         path = Path(path)
         atomic_write_text(path, yaml.safe_dump(self.to_dict(), sort_keys=False))
         return path
 
 
-def _check_keys(config):
+# What `get_preset` (and every function taking a `preset`) accepts: a
+# `CapacityPreset`, a preset name, a mapping of fields or a YAML path.
+PresetLike: TypeAlias = (
+    CapacityPreset | str | os.PathLike[str] | Mapping[str, Any])
+
+
+def _check_keys(config: Iterable[object]) -> None:
     valid = CapacityPreset.field_names()
     unknown = sorted(str(key) for key in config if key not in valid)
     if unknown:
@@ -266,11 +275,11 @@ def _check_keys(config):
         )
 
 
-# small and medium keep the reference recipe's plateau schedule; large (wider and deeper,
-# under MixUp, strong augmentation and heavy dropout, whose noisy validation
-# loss makes plateau cuts erratic) warms up, then follows a cosine; fast is
-# airbench-like: batch 1024, 10 epochs, Nesterov SGD, one cycle, label
-# smoothing 0.2 and augmentation instead of dropout.
+# small and medium keep the reference recipe's plateau schedule; large
+# (wider and deeper, under MixUp, strong augmentation and heavy dropout,
+# whose noisy validation loss makes plateau cuts erratic) warms up, then
+# follows a cosine; fast is airbench-like: batch 1024, 10 epochs, Nesterov
+# SGD, one cycle, label smoothing 0.2 and augmentation instead of dropout.
 PRESETS = MappingProxyType({
     "small": CapacityPreset(
         name="small", conv_filters=(32, 64), dense_units=(256, 128),
@@ -305,7 +314,7 @@ PRESETS = MappingProxyType({
 })
 
 
-def get_preset(identifier, **overrides):
+def get_preset(identifier: PresetLike, **overrides: Any) -> CapacityPreset:
     """Returns a `CapacityPreset` from a name, preset, mapping or YAML path.
 
     Args:

@@ -10,6 +10,10 @@ last block, and the last two stages can carry DropBlock (Ghiasi et al.
 2018). Then BN -> ReLU -> global average pooling -> Dropout -> softmax.
 """
 
+from __future__ import annotations
+
+from collections.abc import Sequence
+
 import keras
 
 from keras_regkit._validation import invalid
@@ -17,11 +21,15 @@ from keras_regkit.layers.drop_block import DropBlock2D
 from keras_regkit.layers.stochastic_depth import StochasticDepth
 from keras_regkit.models._blocks import conv_kernel_regularizer
 from keras_regkit.models._blocks import resolve_model_args
+from keras_regkit.models.presets import CapacityPreset
+from keras_regkit.models.presets import PresetLike
 
 _INITIALIZER = "he_normal"
 
 
-def _conv(x, filters, preset, name, kernel_size=3, strides=1):
+def _conv(x: keras.KerasTensor, filters: int, preset: CapacityPreset,
+          name: str, kernel_size: int = 3,
+          strides: int = 1) -> keras.KerasTensor:
     return keras.layers.Conv2D(
         filters,
         kernel_size,
@@ -34,7 +42,9 @@ def _conv(x, filters, preset, name, kernel_size=3, strides=1):
     )(x)
 
 
-def _check_stackwise(name, value, default, length=None):
+def _check_stackwise(name: str, value: Sequence[int] | None,
+                     default: Sequence[int],
+                     length: int | None = None) -> tuple[int, ...]:
     if value is None:
         return tuple(default)
     size = "non-empty" if length is None else f"{length}-element"
@@ -47,15 +57,18 @@ def _check_stackwise(name, value, default, length=None):
     return tuple(value)
 
 
-def _pre_activation(x, preset, name):
+def _pre_activation(x: keras.KerasTensor, preset: CapacityPreset,
+                    name: str) -> keras.KerasTensor:
     if preset.batch_norm:
         x = keras.layers.BatchNormalization(
             momentum=preset.bn_momentum, name=f"{name}_bn")(x)
     return keras.layers.Activation("relu", name=f"{name}_relu")(x)
 
 
-def apply_residual_block(x, filters, preset, strides, drop_path_rate,
-                         dropblock, name):
+def apply_residual_block(x: keras.KerasTensor, filters: int,
+                         preset: CapacityPreset, strides: int,
+                         drop_path_rate: float, dropblock: bool,
+                         name: str) -> keras.KerasTensor:
     """One pre-activation basic block.
 
     Args:
@@ -95,8 +108,10 @@ def apply_residual_block(x, filters, preset, strides, drop_path_rate,
     return x
 
 
-def apply_stack(x, filters, num_blocks, preset, stage_index, path_rates,
-                dropblock):
+def apply_stack(x: keras.KerasTensor, filters: int, num_blocks: int,
+                preset: CapacityPreset, stage_index: int,
+                path_rates: Sequence[float],
+                dropblock: bool) -> keras.KerasTensor:
     """One stage of `num_blocks` residual blocks (downsampling if not first)."""
     for block_index in range(num_blocks):
         strides = 2 if stage_index > 0 and block_index == 0 else 1
@@ -107,8 +122,11 @@ def apply_stack(x, filters, num_blocks, preset, stage_index, path_rates,
     return x
 
 
-def build_resnet(input_shape, num_classes, preset="medium", name=None,
-                 stackwise_num_filters=None, stackwise_num_blocks=None):
+def build_resnet(input_shape: Sequence[int], num_classes: int,
+                 preset: PresetLike = "medium", name: str | None = None,
+                 stackwise_num_filters: Sequence[int] | None = None,
+                 stackwise_num_blocks: Sequence[int] | None = None,
+                 ) -> keras.Model:
     """Builds a pre-activation ResNet for a capacity preset.
 
     Args:
