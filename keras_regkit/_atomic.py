@@ -53,6 +53,7 @@ def atomic_path(path: StrPath, suffix: str = "") -> Iterator[str]:
 
     Example:
 
+    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
     >>> with atomic_path("run/best_model.keras", suffix=".keras") as tmp:
     ...     model.save(tmp)
     """
@@ -84,6 +85,8 @@ def atomic_write(path: StrPath, write: Callable[[BinaryIO], object]) -> None:
 
     Example:
 
+    >>> from matplotlib.figure import Figure
+    >>> figure = Figure()
     >>> atomic_write("curves.png", lambda f: figure.savefig(f, format="png"))
     """
     with atomic_path(path) as tmp:

@@ -188,6 +188,8 @@ class LabelSmoothingCrossEntropy(keras.losses.Loss):
 
     Example:
 
+    >>> model = keras.Sequential([keras.Input((4,)),
+    ...                           keras.layers.Dense(3, activation="softmax")])
     >>> model.compile("adam", loss=LabelSmoothingCrossEntropy(0.1))
 
     References:

@@ -152,6 +152,8 @@ class ExpectedCalibrationError(keras.metrics.Metric):
 
     Example:
 
+    >>> model = keras.Sequential([keras.Input((4,)),
+    ...                           keras.layers.Dense(3, activation="softmax")])
     >>> model.compile("adam", "sparse_categorical_crossentropy",
     ...               metrics=["accuracy", ExpectedCalibrationError()])
 

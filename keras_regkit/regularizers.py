@@ -222,7 +222,10 @@ def apply_l2sp(model, alpha=0.01, layers=None):
 
     Example:
 
-    >>> apply_l2sp(backbone, alpha=1e-3)
+    >>> backbone = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    >>> anchored = apply_l2sp(backbone, alpha=1e-3)
+    >>> [type(layer.kernel_regularizer).__name__ for layer in anchored]
+    ['L2SP']
     >>> backbone.compile(optimizer="sgd", loss="mse")
     """
     alpha = check_non_negative("alpha", alpha)

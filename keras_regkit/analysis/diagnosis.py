@@ -144,10 +144,17 @@ def regularization_diagnosis(model, X_train, y_train=None, X_val=None,
 
     Example:
 
+    >>> # A stand-in for a trained classifier: class 1 when x > 0.
+    >>> model = keras.Sequential([keras.Input((1,)),
+    ...                           keras.layers.Dense(2, activation="softmax")])
+    >>> model.set_weights([np.array([[-4.0, 4.0]]), np.zeros(2)])
+    >>> x_train = x_val = np.linspace(-1, 1, 10).reshape(-1, 1)
+    >>> y_train = (x_train[:, 0] > 0).astype("int64")
+    >>> y_val = np.where(np.arange(10) == 0, 1, y_train)  # one label differs
     >>> report = regularization_diagnosis(model, x_train, y_train,
     ...                                   x_val, y_val, verbose=False)
-    >>> report["verdict"]
-    'overfitting'
+    >>> report["verdict"], round(report["acc_gap"], 2)
+    ('overfitting', 0.1)
     """
     if X_val is None:
         raise ValueError("Invalid value received for argument `X_val`. "

@@ -169,6 +169,11 @@ def mc_dropout_prediction(model, x, n_iter=100, batch_size=None, seed=None,
 
     Example:
 
+    >>> model = keras.Sequential([
+    ...     keras.Input((8,)), keras.layers.Dense(16, activation="relu"),
+    ...     keras.layers.Dropout(0.5),
+    ...     keras.layers.Dense(10, activation="softmax")])
+    >>> x_test = np.random.default_rng(0).random((100, 8), "float32")
     >>> mean, std, samples = mc_dropout_prediction(model, x_test[:10],
     ...                                            n_iter=50, seed=0)
     >>> samples.shape
@@ -256,6 +261,11 @@ def classify_with_uncertainty(model, x, n_iter=100, threshold=0.1,
 
     Example:
 
+    >>> model = keras.Sequential([
+    ...     keras.Input((8,)), keras.layers.Dense(16, activation="relu"),
+    ...     keras.layers.Dropout(0.5),
+    ...     keras.layers.Dense(10, activation="softmax")])
+    >>> x_test = np.random.default_rng(0).random((100, 8), "float32")
     >>> result = classify_with_uncertainty(model, x_test[:100], n_iter=50)
     >>> x_review = x_test[:100][result["low_confidence"]]
 

@@ -154,9 +154,17 @@ class OverfittingDetector(keras.callbacks.Callback):
 
     Example:
 
+    >>> model = keras.Sequential([keras.Input((4,)),
+    ...                           keras.layers.Dense(3, activation="softmax")])
+    >>> model.compile("adam", "sparse_categorical_crossentropy",
+    ...               metrics=["accuracy"])
+    >>> x, y = np.random.default_rng(0).random((20, 4)), np.arange(20) % 3
     >>> detector = OverfittingDetector(threshold=0.15, action="stop")
-    >>> model.fit(x, y, validation_split=0.2, callbacks=[detector])
+    >>> _ = model.fit(x, y, validation_split=0.2, epochs=2, verbose=0,
+    ...               callbacks=[detector])
     >>> print(detector.summary())
+    OverfittingDetector report
+    ...
 
     References:
         - Prechelt, "Early Stopping - But When?", Neural Networks: Tricks of

@@ -130,9 +130,13 @@ class WeightStatsMonitor(keras.callbacks.Callback):
 
     Example:
 
+    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    >>> model.compile("sgd", "mse")
+    >>> x, y = np.ones((8, 4)), np.zeros((8, 2))
     >>> monitor = WeightStatsMonitor(zero_tol=1e-3)
-    >>> history = model.fit(x, y, epochs=5, callbacks=[monitor])
-    >>> history.history["weights/zero_fraction"]
+    >>> history = model.fit(x, y, epochs=2, callbacks=[monitor], verbose=0)
+    >>> len(history.history["weights/zero_fraction"])
+    2
     """
 
     def __init__(self, zero_tol=1e-3, layers=None, writer=None,

@@ -34,7 +34,16 @@ class WhiteningBiasFreezer(keras.callbacks.Callback):
 
     Example:
 
-    >>> model.fit(x, y, epochs=10, callbacks=[WhiteningBiasFreezer(3)])
+    >>> x = np.random.default_rng(0).random((8, 8, 8, 3), "float32")
+    >>> y = np.arange(8) % 2
+    >>> stem = PatchWhitening(patch_size=2)
+    >>> stem.adapt(x)
+    >>> model = keras.Sequential([
+    ...     keras.Input((8, 8, 3)), stem, keras.layers.Flatten(),
+    ...     keras.layers.Dense(2, activation="softmax")])
+    >>> model.compile("sgd", "sparse_categorical_crossentropy")
+    >>> _ = model.fit(x, y, epochs=2, verbose=0,
+    ...               callbacks=[WhiteningBiasFreezer(1)])
 
     References:
         - Jordan, "94% on CIFAR-10 in 3.29 Seconds on a Single GPU", 2024

@@ -137,9 +137,16 @@ def progressive_regularization_search(X_train, y_train, X_val, y_val,
 
     Example:
 
+    >>> rng = np.random.default_rng(0)
+    >>> x_train, y_train = rng.random((32, 8)), rng.integers(0, 2, 32)
+    >>> x_val, y_val = rng.random((16, 8)), rng.integers(0, 2, 16)
+    >>> configs = [{"name": "none", "l2": 0.0, "dropout": 0.0},
+    ...            {"name": "heavy", "l2": 1e-3, "dropout": 0.5}]
     >>> result = progressive_regularization_search(
-    ...     x_train, y_train, x_val, y_val, epochs=20)
+    ...     x_train, y_train, x_val, y_val, configs=configs, epochs=1,
+    ...     hidden_units=(8,))
     >>> print(result["table"])
+    Config ...
     """
     configs = _check_configs(LADDER if configs is None else configs)
     epochs = check_int("epochs", epochs, 1)

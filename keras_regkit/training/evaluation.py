@@ -47,6 +47,11 @@ def evaluate_model(model, x, y, batch_size=256, tta=False):
 
     Example:
 
+    >>> model = keras.Sequential([
+    ...     keras.Input((8, 8, 3)), keras.layers.Flatten(),
+    ...     keras.layers.Dense(10, activation="softmax")])
+    >>> x_val = np.random.default_rng(0).random((4, 8, 8, 3), "float32")
+    >>> y_val = np.array([0, 1, 2, 3])
     >>> result = evaluate_model(model, x_val, y_val, tta="flip")
     >>> sorted(result)
     ['accuracy', 'loss']
