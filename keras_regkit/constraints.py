@@ -6,24 +6,30 @@ The maths are plain functions (`spectral_norm`, `clip_spectral_norm`,
 `kernel_constraint=` of any Keras layer.
 """
 
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
 import keras
 from keras import ops
 
 from keras_regkit._registry import make_getter
 from keras_regkit._registry import register
+from keras_regkit._typing import Tensor
 from keras_regkit._validation import check_int
 from keras_regkit._validation import check_positive
 from keras_regkit._validation import invalid
 
 
-def _as_matrix(w):
+def _as_matrix(w: Tensor) -> Tensor:
     """Reshapes a kernel to `(-1, out_units)`, out_units being the last axis."""
     if len(w.shape) < 2:
         return ops.reshape(w, (-1, 1))
     return ops.reshape(w, (-1, w.shape[-1]))
 
 
-def spectral_norm(w, power_iterations=None):
+def spectral_norm(w: Tensor, power_iterations: int | None = None) -> Tensor:
     """Largest singular value of `w` reshaped to `(-1, w.shape[-1])`.
 
     Args:
@@ -46,7 +52,8 @@ def spectral_norm(w, power_iterations=None):
     return sigma
 
 
-def clip_spectral_norm(w, max_value=1.0, power_iterations=None):
+def clip_spectral_norm(w: Tensor, max_value: float = 1.0,
+                       power_iterations: int | None = None) -> Tensor:
     """Rescales `w` so that its spectral norm is at most `max_value`.
 
     A kernel already within the bound is returned unchanged; otherwise it
@@ -60,7 +67,7 @@ def clip_spectral_norm(w, max_value=1.0, power_iterations=None):
     return w * ops.cast(scale, w.dtype)
 
 
-def centered_unit_norm(w, axis=0):
+def centered_unit_norm(w: Tensor, axis: int | tuple[int, ...] = 0) -> Tensor:
     """Subtracts the mean along `axis`, then scales to unit L2 norm there."""
     w = ops.convert_to_tensor(w)
     centered = w - ops.mean(w, axis=axis, keepdims=True)
@@ -109,24 +116,25 @@ class SpectralNormConstraint(keras.constraints.Constraint):
           Lipschitz continuity", Machine Learning, 2021.
     """
 
-    def __init__(self, max_value=1.0, power_iterations=None):
+    def __init__(self, max_value: float = 1.0,
+                 power_iterations: int | None = None) -> None:
         self.max_value = check_positive("max_value", max_value)
         if power_iterations is not None:
             power_iterations = check_int("power_iterations", power_iterations,
                                          1)
         self.power_iterations = power_iterations
 
-    def __call__(self, w):
+    def __call__(self, w: Tensor) -> Tensor:
         return clip_spectral_norm(w, self.max_value, self.power_iterations)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             "max_value": self.max_value,
             "power_iterations": self.power_iterations,
         }
 
 
-def _check_axis(axis):
+def _check_axis(axis: Any) -> int | list[int]:
     expected = "an integer or a list/tuple of integers"
     if isinstance(axis, (list, tuple)):
         if not axis:
@@ -160,14 +168,14 @@ class CenteredUnitNorm(keras.constraints.Constraint):
           training of deep neural networks", ICCV 2017.
     """
 
-    def __init__(self, axis=0):
+    def __init__(self, axis: int | Sequence[int] = 0) -> None:
         self.axis = _check_axis(axis)
 
-    def __call__(self, w):
+    def __call__(self, w: Tensor) -> Tensor:
         axis = tuple(self.axis) if isinstance(self.axis, list) else self.axis
         return centered_unit_norm(w, axis)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"axis": self.axis}
 
 

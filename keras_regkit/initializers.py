@@ -1,21 +1,32 @@
 """Initializers Keras lacks: the partial Dirac (identity) conv init."""
 
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 
 import keras
 from keras import ops
 
 from keras_regkit._registry import register
+from keras_regkit._typing import Tensor
 from keras_regkit._validation import check_seed, invalid
 
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
-def torch_conv_initializer(seed=None):
+
+def torch_conv_initializer(
+    seed: int | keras.random.SeedGenerator | None = None,
+) -> keras.initializers.Initializer:
     """PyTorch's default conv/dense init: uniform in +-1/sqrt(fan_in)."""
     return keras.initializers.VarianceScaling(
         scale=1.0 / 3.0, mode="fan_in", distribution="uniform", seed=seed)
 
 
-def dirac_mask(shape):
+def dirac_mask(shape: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
     """Returns `(dirac, is_identity)` NumPy arrays for a (kh, kw, cin, cout)
     kernel: the first `min(cin, cout)` filters are identities (filter j
     copies input channel j through the kernel's center tap)."""
@@ -61,7 +72,7 @@ class PartialDirac(keras.initializers.Initializer):
           initialization of deep networks).
     """
 
-    def __init__(self, base=None, seed=None):
+    def __init__(self, base: Any = None, seed: int | None = None) -> None:
         self.seed = check_seed("seed", seed)
         if base is not None and seed is not None:
             raise invalid("seed", seed, "None when `base` is given (seed the "
@@ -78,7 +89,8 @@ class PartialDirac(keras.initializers.Initializer):
                 raise invalid("base", base, "a Keras initializer identifier")
             self._base_config = keras.saving.serialize_keras_object(self.base)
 
-    def __call__(self, shape, dtype=None):
+    def __call__(self, shape: Sequence[int],
+                 dtype: str | None = None) -> Tensor:
         shape = tuple(shape)
         if len(shape) != 4:
             raise ValueError(
@@ -90,9 +102,9 @@ class PartialDirac(keras.initializers.Initializer):
         return ops.where(is_identity, ops.convert_to_tensor(dirac, dtype),
                          kernel)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"base": self._base_config, "seed": self.seed}
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: dict[str, Any]) -> Self:
         return cls(**config)

@@ -6,20 +6,26 @@ is a thin `keras.losses.Loss` around it. Keras smooths only one-hot labels
 integer labels, without ever building a one-hot target.
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 import keras
 from keras import ops
 
 from keras_regkit._registry import register
+from keras_regkit._typing import Tensor
 from keras_regkit._validation import check_int
 from keras_regkit._validation import check_rate
 from keras_regkit._validation import invalid
 
 
-def _is_integer(x):
+def _is_integer(x: Tensor) -> bool:
     return "int" in str(ops.dtype(x))
 
 
-def smooth_labels(y, epsilon, num_classes=None):
+def smooth_labels(y: Tensor, epsilon: float,
+                  num_classes: int | None = None) -> Tensor:
     """Returns `(1 - epsilon) * y + epsilon / K` as float targets.
 
     Args:
@@ -51,7 +57,7 @@ def smooth_labels(y, epsilon, num_classes=None):
     return y * (1.0 - epsilon) + epsilon / k
 
 
-def _log_probs(y_pred, from_logits, axis):
+def _log_probs(y_pred: Tensor, from_logits: bool, axis: int) -> Tensor:
     # On TensorFlow, Keras's softmax caches its logits on its output and
     # Keras's cross-entropy then uses them; do the same so results match.
     logits = getattr(y_pred, "_keras_logits", None)
@@ -66,7 +72,8 @@ def _log_probs(y_pred, from_logits, axis):
     return ops.log(ops.clip(y_pred, eps, 1.0 - eps))
 
 
-def _resolve_sparse(y_true, y_pred, sparse, axis):
+def _resolve_sparse(y_true: Tensor, y_pred: Tensor, sparse: bool | None,
+                    axis: int) -> tuple[bool, int, bool]:
     """Decides dense vs integer labels and checks the static shapes."""
     true_shape, pred_shape = tuple(y_true.shape), tuple(y_pred.shape)
     rank = len(pred_shape)
@@ -78,7 +85,7 @@ def _resolve_sparse(y_true, y_pred, sparse, axis):
     axis = axis % rank
     class_free = pred_shape[:axis] + pred_shape[axis + 1:]
 
-    def same(a, b):
+    def same(a: tuple[int | None, ...], b: tuple[int | None, ...]) -> bool:
         return len(a) == len(b) and all(
             i is None or j is None or i == j for i, j in zip(a, b)
         )
@@ -104,8 +111,14 @@ def _resolve_sparse(y_true, y_pred, sparse, axis):
     return sparse, axis, len(true_shape) == rank
 
 
-def label_smoothing_cross_entropy(y_true, y_pred, epsilon=0.1,
-                                  from_logits=False, sparse=None, axis=-1):
+def label_smoothing_cross_entropy(
+    y_true: Tensor,
+    y_pred: Tensor,
+    epsilon: float = 0.1,
+    from_logits: bool = False,
+    sparse: bool | None = None,
+    axis: int = -1,
+) -> Tensor:
     """Per-sample cross-entropy against `(1 - epsilon) * y + epsilon / K`.
 
     For integer labels the loss is computed as
@@ -150,7 +163,8 @@ def label_smoothing_cross_entropy(y_true, y_pred, epsilon=0.1,
     return loss
 
 
-def label_smoothing_loss(y_true, y_pred, epsilon=0.1):
+def label_smoothing_loss(y_true: Tensor, y_pred: Tensor,
+                         epsilon: float = 0.1) -> Tensor:
     """The reference recipe's form: mean smoothed cross-entropy over the batch."""
     return ops.mean(label_smoothing_cross_entropy(y_true, y_pred, epsilon))
 
@@ -197,10 +211,17 @@ class LabelSmoothingCrossEntropy(keras.losses.Loss):
           computer vision", CVPR 2016.
     """
 
-    def __init__(self, epsilon=None, from_logits=False, sparse=None, axis=-1,
-                 reduction="sum_over_batch_size",
-                 name="label_smoothing_cross_entropy", label_smoothing=None,
-                 dtype=None):
+    def __init__(
+        self,
+        epsilon: float | None = None,
+        from_logits: bool = False,
+        sparse: bool | None = None,
+        axis: int = -1,
+        reduction: str | None = "sum_over_batch_size",
+        name: str = "label_smoothing_cross_entropy",
+        label_smoothing: float | None = None,
+        dtype: str | keras.DTypePolicy | None = None,
+    ) -> None:
         if label_smoothing is not None:
             label_smoothing = check_rate("label_smoothing", label_smoothing)
             if epsilon is not None and (
@@ -224,13 +245,13 @@ class LabelSmoothingCrossEntropy(keras.losses.Loss):
         self.sparse = sparse
         self.axis = check_int("axis", axis)
 
-    def call(self, y_true, y_pred):
+    def call(self, y_true: Tensor, y_pred: Tensor) -> Tensor:
         return label_smoothing_cross_entropy(
             y_true, y_pred, self.epsilon, self.from_logits, self.sparse,
             self.axis,
         )
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update({
             "epsilon": self.epsilon,

@@ -10,14 +10,22 @@ the bins, weighted by their share of the predictions:
 confidence_b| / N` with `correct_b` and `confidence_b` sums over bin b.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 import keras
 from keras import ops
 
 from keras_regkit._registry import register
+from keras_regkit._typing import Tensor
 from keras_regkit._validation import check_int
 
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
-def _is_sparse(y_true, y_pred):
+
+def _is_sparse(y_true: Tensor, y_pred: Tensor) -> bool:
     """Whether `y_true` holds class indices rather than one-hot rows."""
     true_rank, pred_rank = len(y_true.shape), len(y_pred.shape)
     if true_rank == pred_rank - 1:
@@ -25,7 +33,7 @@ def _is_sparse(y_true, y_pred):
     return true_rank == pred_rank and y_true.shape[-1] == 1 != y_pred.shape[-1]
 
 
-def top_k_accuracy(y_true, y_pred, k=5):
+def top_k_accuracy(y_true: Tensor, y_pred: Tensor, k: int = 5) -> Tensor:
     """Top-k accuracy for integer or one-hot (or soft) labels."""
     y_pred = keras.ops.cast(y_pred, "float32")  # in_top_k needs float32
     if _is_sparse(y_true, y_pred):
@@ -46,7 +54,8 @@ class TopKAccuracy(keras.metrics.MeanMetricWrapper):
         dtype: metric dtype. Defaults to `None`.
     """
 
-    def __init__(self, k=5, name=None, dtype=None):
+    def __init__(self, k: int = 5, name: str | None = None,
+                 dtype: str | keras.DTypePolicy | None = None) -> None:
         self.k = check_int("k", k, 1)
         super().__init__(
             top_k_accuracy, name=name or f"top{self.k}_accuracy", dtype=dtype,
@@ -54,15 +63,20 @@ class TopKAccuracy(keras.metrics.MeanMetricWrapper):
         )
         self._direction = "up"
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"k": self.k, "name": self.name, "dtype": self.dtype}
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: dict[str, Any]) -> Self:
         return cls(**config)
 
 
-def calibration_bins(y_true, y_prob, n_bins=15, sample_weight=None):
+def calibration_bins(
+    y_true: Tensor,
+    y_prob: Tensor,
+    n_bins: int = 15,
+    sample_weight: Tensor | None = None,
+) -> tuple[Tensor, Tensor, Tensor]:
     """Per-bin weight, confidence sum and correct sum (tensors, `keras.ops`).
 
     Args:
@@ -97,13 +111,19 @@ def calibration_bins(y_true, y_prob, n_bins=15, sample_weight=None):
     return counts, confidence_sums, correct_sums
 
 
-def _ece_from_bins(counts, confidence_sums, correct_sums):
+def _ece_from_bins(counts: Tensor, confidence_sums: Tensor,
+                   correct_sums: Tensor) -> Tensor:
     total = ops.sum(counts)
     gap = ops.sum(ops.abs(correct_sums - confidence_sums))
     return ops.where(total > 0, gap / ops.maximum(total, 1e-12), 0.0)
 
 
-def expected_calibration_error(y_true, probs, n_bins=15, sample_weight=None):
+def expected_calibration_error(
+    y_true: Tensor,
+    probs: Tensor,
+    n_bins: int = 15,
+    sample_weight: Tensor | None = None,
+) -> float:
     """Expected calibration error of predicted probabilities.
 
     Args:
@@ -161,7 +181,8 @@ class ExpectedCalibrationError(keras.metrics.Metric):
         - [Guo et al., 2017](https://arxiv.org/abs/1706.04599)
     """
 
-    def __init__(self, n_bins=15, name="ece", dtype=None):
+    def __init__(self, n_bins: int = 15, name: str = "ece",
+                 dtype: str | keras.DTypePolicy | None = None) -> None:
         self.n_bins = check_int("n_bins", n_bins, 1)
         super().__init__(name=name, dtype=dtype)
         self._direction = "down"
@@ -171,20 +192,21 @@ class ExpectedCalibrationError(keras.metrics.Metric):
             for variable in ("counts", "confidence_sums", "correct_sums")
         )
 
-    def update_state(self, y_true, y_pred, sample_weight=None):
+    def update_state(self, y_true: Tensor, y_pred: Tensor,
+                     sample_weight: Tensor | None = None) -> None:
         bins = calibration_bins(y_true, y_pred, self.n_bins, sample_weight)
         for variable, value in zip(
                 (self.counts, self.confidence_sums, self.correct_sums), bins):
             variable.assign_add(value)
 
-    def result(self):
+    def result(self) -> Tensor:
         return _ece_from_bins(self.counts, self.confidence_sums,
                               self.correct_sums)
 
-    def reset_state(self):
+    def reset_state(self) -> None:
         for variable in (self.counts, self.confidence_sums,
                          self.correct_sums):
             variable.assign(ops.zeros(variable.shape, dtype=variable.dtype))
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"n_bins": self.n_bins, "name": self.name, "dtype": self.dtype}

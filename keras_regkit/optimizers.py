@@ -12,19 +12,27 @@ cannot do this: it sends every variable that is not 2-D, convolution
 kernels included, to its AdamW branch, and the rest to AdamW, not SGD.
 """
 
+from __future__ import annotations
+
 import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import keras
 from keras import ops
 
 from keras_regkit._registry import register
+from keras_regkit._typing import Tensor
 from keras_regkit._validation import check_float
 from keras_regkit._validation import check_int
 from keras_regkit._validation import check_non_negative
 from keras_regkit._validation import invalid
 
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
-def _check_one_replica():
+
+def _check_one_replica() -> None:
     import tensorflow as tf
 
     if (tf.distribute.has_strategy()
@@ -82,9 +90,19 @@ class LookaheadOptimizer(keras.optimizers.Optimizer):
         NeurIPS 2019.
     """
 
-    def __init__(self, optimizer, sync_period=5, decay=0.95**5,
-                 ramp_power=3.0, total_steps=None, final_sync=True,
-                 name="lookahead", **kwargs):
+    built: bool  # set by the base class; assigned here too (in `apply`)
+
+    def __init__(
+        self,
+        optimizer: keras.optimizers.Optimizer,
+        sync_period: int = 5,
+        decay: float = 0.95**5,
+        ramp_power: float = 3.0,
+        total_steps: int | None = None,
+        final_sync: bool = True,
+        name: str = "lookahead",
+        **kwargs: Any,
+    ) -> None:
         if not isinstance(optimizer, keras.optimizers.Optimizer):
             raise invalid("optimizer", optimizer,
                           "a keras.optimizers.Optimizer instance")
@@ -107,9 +125,9 @@ class LookaheadOptimizer(keras.optimizers.Optimizer):
         self.ramp_power = ramp_power
         self.total_steps = total_steps
         self.final_sync = final_sync
-        self._slow = []
+        self._slow: list[keras.Variable] = []
 
-    def build(self, var_list):
+    def build(self, var_list: Sequence[keras.Variable]) -> None:
         if self.built:
             return
         self.inner_optimizer.build(var_list)
@@ -128,22 +146,25 @@ class LookaheadOptimizer(keras.optimizers.Optimizer):
         ]
 
     @property
-    def variables(self):
+    def variables(self) -> list[keras.Variable]:
         return self._variables + self.inner_optimizer.variables
 
     @property
-    def iterations(self):
+    def iterations(self) -> keras.Variable:
         return self.inner_optimizer.iterations
 
     @property
-    def learning_rate(self):
+    def learning_rate(self) -> Tensor:
         return self.inner_optimizer.learning_rate
 
     @learning_rate.setter
-    def learning_rate(self, learning_rate):
+    def learning_rate(
+        self,
+        learning_rate: float | keras.optimizers.schedules.LearningRateSchedule,
+    ) -> None:
         self.inner_optimizer.learning_rate = learning_rate
 
-    def current_decay(self, step):
+    def current_decay(self, step: Tensor) -> Tensor:
         """The decay a sync at `step` (1-based, a tensor) uses."""
         if self.ramp_power == 0 or self.total_steps is None:
             return ops.convert_to_tensor(self.decay, "float32")
@@ -152,7 +173,8 @@ class LookaheadOptimizer(keras.optimizers.Optimizer):
             0.0, 1.0)
         return ops.multiply(self.decay, ops.power(progress, self.ramp_power))
 
-    def _sync(self, variables, decay, when):
+    def _sync(self, variables: Sequence[keras.Variable], decay: Tensor,
+              when: Tensor) -> None:
         for slow, fast in zip(self._slow, variables):
             # `.value`: inside a stateless scope (JAX) the traced value.
             slow_value, fast_value = slow.value, fast.value
@@ -165,8 +187,17 @@ class LookaheadOptimizer(keras.optimizers.Optimizer):
             fast.assign(ops.where(when, ops.cast(new_slow, fast.dtype),
                                   fast_value))
 
-    def apply(self, grads, trainable_variables=None):
+    def apply(
+        self,
+        grads: Sequence[Tensor],
+        trainable_variables: Sequence[keras.Variable] | None = None,
+    ) -> None:
         if not self.built:
+            if trainable_variables is None:  # a TypeError, as it always was
+                raise TypeError(
+                    "LookaheadOptimizer.apply needs `trainable_variables` "
+                    "until the optimizer is built. Call "
+                    "`optimizer.build(trainable_variables)` first.")
             with keras.name_scope(self.name, caller=self):
                 self.build(trainable_variables)
             self.built = True
@@ -187,14 +218,16 @@ class LookaheadOptimizer(keras.optimizers.Optimizer):
             _check_one_replica()
         self._sync(variables, self.current_decay(step), when)
 
-    def finalize_variable_values(self, var_list):
+    def finalize_variable_values(
+        self, var_list: Sequence[keras.Variable],
+    ) -> None:
         self.inner_optimizer.finalize_variable_values(var_list)
         if self.final_sync and self._slow and int(
                 ops.convert_to_numpy(self._ready)):
             for slow, fast in zip(self._slow, var_list):
                 fast.assign(ops.cast(slow, fast.dtype))
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         for key in ("learning_rate", "weight_decay", "clipnorm", "clipvalue",
                     "global_clipnorm", "use_ema", "ema_momentum",
@@ -212,15 +245,20 @@ class LookaheadOptimizer(keras.optimizers.Optimizer):
         }
 
     @classmethod
-    def from_config(cls, config, custom_objects=None):
+    def from_config(cls, config: dict[str, Any],
+                    custom_objects: dict[str, Any] | None = None) -> Self:
         config = dict(config)
         inner = keras.optimizers.deserialize(
             config.pop("optimizer"), custom_objects=custom_objects)
         return cls(inner, **config)
 
 
-def newton_schulz_orthogonalize(matrix, steps=3, coefficients=(
-        3.4445, -4.7750, 2.0315), epsilon=1e-7):
+def newton_schulz_orthogonalize(
+    matrix: Tensor,
+    steps: int = 3,
+    coefficients: tuple[float, float, float] = (3.4445, -4.7750, 2.0315),
+    epsilon: float = 1e-7,
+) -> Tensor:
     """Approximately orthogonalizes a 2-D `matrix` (Muon's update).
 
     Scales `matrix` to unit Frobenius norm (so its largest singular value
@@ -299,9 +337,18 @@ class MuonSGD(keras.optimizers.SGD):
         - Jordan, cifar10-airbench, `airbench94_muon.py`, 2024.
     """
 
-    def __init__(self, learning_rate=0.01, momentum=0.85, nesterov=True,
-                 muon_lr_ratio=1.0, muon_momentum=0.6, ns_steps=3,
-                 name="muon_sgd", **kwargs):
+    def __init__(
+        self,
+        learning_rate: (
+            float | keras.optimizers.schedules.LearningRateSchedule) = 0.01,
+        momentum: float = 0.85,
+        nesterov: bool = True,
+        muon_lr_ratio: float = 1.0,
+        muon_momentum: float = 0.6,
+        ns_steps: int = 3,
+        name: str = "muon_sgd",
+        **kwargs: Any,
+    ) -> None:
         super().__init__(learning_rate=learning_rate, momentum=momentum,
                          nesterov=nesterov, name=name, **kwargs)
         if not isinstance(nesterov, bool):
@@ -313,24 +360,26 @@ class MuonSGD(keras.optimizers.SGD):
         self.ns_steps = check_int("ns_steps", ns_steps, 1)
 
     @staticmethod
-    def takes_muon_steps(variable):
+    def takes_muon_steps(variable: keras.Variable) -> bool:
         """Whether `variable` (trainable, 4-D) takes Muon steps."""
         return len(variable.shape) == 4
 
-    def build(self, variables):
+    def build(self, variables: Sequence[keras.Variable]) -> None:
         if self.built:
             return
         super().build(variables)
         # The filters' own momentum buffers (SGD's hold a learning-rate
         # scaled velocity, and exist only when `momentum` is not 0).
-        self.muon_momentums = [None] * len(variables)
+        self.muon_momentums: list[keras.Variable | None] = (
+            [None] * len(variables))
         for variable in variables:
             if self.takes_muon_steps(variable):
                 self.muon_momentums[self._get_variable_index(variable)] = (
                     self.add_variable_from_reference(variable,
                                                      "muon_momentum"))
 
-    def update_step(self, gradient, variable, learning_rate):
+    def update_step(self, gradient: Tensor, variable: keras.Variable,
+                    learning_rate: Tensor) -> None:
         if not self.takes_muon_steps(variable):
             return super().update_step(gradient, variable, learning_rate)
         momentum = self.muon_momentums[self._get_variable_index(variable)]
@@ -355,7 +404,7 @@ class MuonSGD(keras.optimizers.SGD):
         self.assign(variable, ops.subtract(
             weight, ops.multiply(lr, ops.cast(update, variable.dtype))))
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "muon_lr_ratio": self.muon_lr_ratio,
                 "muon_momentum": self.muon_momentum,
                 "ns_steps": self.ns_steps}

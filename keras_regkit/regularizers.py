@@ -5,7 +5,11 @@ tests pin down numerically; the classes are thin, serializable wrappers
 usable as `kernel_regularizer=` of any Keras layer.
 """
 
+from __future__ import annotations
+
 import math
+from collections.abc import Iterable, MutableMapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import keras
 import numpy as np
@@ -13,20 +17,24 @@ from keras import ops
 
 from keras_regkit._registry import make_getter
 from keras_regkit._registry import register
+from keras_regkit._typing import Tensor
 from keras_regkit._walk import walk_layers
 from keras_regkit._validation import check_int
 from keras_regkit._validation import check_non_negative
 from keras_regkit._validation import invalid
 
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
-def l2sp_penalty(x, anchor, alpha):
+
+def l2sp_penalty(x: Tensor, anchor: Tensor, alpha: float) -> Tensor:
     """Returns `alpha * sum((x - anchor) ** 2)`, the L2-SP penalty."""
     x = ops.convert_to_tensor(x)
     anchor = ops.convert_to_tensor(anchor, dtype=x.dtype)
     return ops.cast(alpha, x.dtype) * ops.sum(ops.square(x - anchor))
 
 
-def group_lasso(x, l, axis=-1):
+def group_lasso(x: Tensor, l: float, axis: int = -1) -> Tensor:  # noqa: E741
     """Returns `l * sum_g sqrt(|g|) * ||x_g||_2` over the groups along `axis`.
 
     Group `g` is the slice `x[..., g, ...]` taken at index `g` of `axis`
@@ -76,13 +84,13 @@ class ElasticNet(keras.regularizers.L1L2):
           elastic net", JRSS B, 2005.
     """
 
-    def __init__(self, l1=0.01, l2=0.01):
+    def __init__(self, l1: float = 0.01, l2: float = 0.01) -> None:
         l1 = check_non_negative("l1", l1)
         l2 = check_non_negative("l2", l2)
         super().__init__(l1=l1, l2=l2)
 
 
-def _as_anchor(anchor):
+def _as_anchor(anchor: Any) -> np.ndarray:
     expected = "an array-like of finite floats (the starting weights)"
     if anchor is None:
         raise invalid("anchor", anchor, expected)
@@ -134,7 +142,8 @@ class L2SP(keras.regularizers.Regularizer, keras.Operation):
           learning with convolutional networks", ICML 2018.
     """
 
-    def __init__(self, alpha=0.01, anchor=None, anchor_shape=None):
+    def __init__(self, alpha: float = 0.01, anchor: Any = None,
+                 anchor_shape: Sequence[int] | None = None) -> None:
         keras.Operation.__init__(self)
         self.alpha = check_non_negative("alpha", alpha)
         if anchor is None and anchor_shape is not None:
@@ -145,7 +154,7 @@ class L2SP(keras.regularizers.Regularizer, keras.Operation):
             self.anchor = _as_anchor(anchor)
             self._anchor_loaded = True
 
-    def __call__(self, x):
+    def __call__(self, x: Tensor) -> Tensor:
         if tuple(x.shape) != self.anchor.shape:
             raise ValueError(
                 "L2SP `anchor` must have the weight's shape. Received: "
@@ -154,17 +163,17 @@ class L2SP(keras.regularizers.Regularizer, keras.Operation):
             )
         return l2sp_penalty(x, self.anchor, self.alpha)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"alpha": self.alpha, "anchor_shape": list(self.anchor.shape)}
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: dict[str, Any]) -> Self:
         return cls(**config)
 
-    def save_own_variables(self, store):
+    def save_own_variables(self, store: MutableMapping[str, Any]) -> None:
         store["anchor"] = self.anchor
 
-    def load_own_variables(self, store):
+    def load_own_variables(self, store: MutableMapping[str, Any]) -> None:
         if "anchor" not in store:
             if self._anchor_loaded:  # an older file: the config held it
                 return
@@ -182,7 +191,7 @@ class L2SP(keras.regularizers.Regularizer, keras.Operation):
         self._anchor_loaded = True
 
 
-def _as_shape(shape):
+def _as_shape(shape: Any) -> tuple[int, ...]:
     valid = isinstance(shape, (list, tuple)) and len(shape) > 0 and all(
         isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d > 0
         for d in shape)
@@ -192,7 +201,7 @@ def _as_shape(shape):
     return tuple(int(d) for d in shape)
 
 
-def _kernel_variable(layer):
+def _kernel_variable(layer: keras.layers.Layer) -> keras.Variable | None:
     if not hasattr(layer, "kernel_regularizer") or not layer.built:
         return None
     try:
@@ -202,7 +211,11 @@ def _kernel_variable(layer):
     return kernel if isinstance(kernel, keras.Variable) else None
 
 
-def apply_l2sp(model, alpha=0.01, layers=None):
+def apply_l2sp(
+    model: keras.Model,
+    alpha: float = 0.01,
+    layers: Iterable[keras.layers.Layer | str] | None = None,
+) -> list[keras.layers.Layer]:
     """Anchors L2-SP at the current value of each kernel of `model`.
 
     Call it on a built (typically pre-trained) model before compiling it
@@ -252,6 +265,7 @@ def apply_l2sp(model, alpha=0.01, layers=None):
             chosen.append(layer)
     for layer in chosen:
         kernel = _kernel_variable(layer)
+        assert kernel is not None  # chosen above for having one
         regularizer = L2SP(alpha, anchor=ops.convert_to_numpy(kernel))
         layer.kernel_regularizer = regularizer
         kernel.regularizer = regularizer
@@ -281,14 +295,15 @@ class GroupLasso(keras.regularizers.Regularizer):
           grouped variables", JRSS B, 2006.
     """
 
-    def __init__(self, l=0.01, axis=-1):  # noqa: E741 (Keras-style name)
+    def __init__(self, l: float = 0.01,  # noqa: E741 (Keras-style name)
+                 axis: int = -1) -> None:
         self.l = check_non_negative("l", l)
         self.axis = check_int("axis", axis)
 
-    def __call__(self, x):
+    def __call__(self, x: Tensor) -> Tensor:
         return group_lasso(x, self.l, self.axis)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"l": self.l, "axis": self.axis}
 
 

@@ -1,9 +1,14 @@
 """Learning-rate schedules the presets name, built from Keras's own."""
 
+from __future__ import annotations
+
+from typing import Any
+
 import keras
 
 from keras_regkit._choices import LR_SCHEDULES
 from keras_regkit._registry import register
+from keras_regkit._typing import Tensor
 from keras_regkit._validation import check_choice, check_int, check_non_negative
 
 
@@ -24,8 +29,9 @@ class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
             `0.0`.
     """
 
-    def __init__(self, peak_learning_rate, total_steps, warmup_steps=0,
-                 start_fraction=0.0, end_learning_rate=0.0):
+    def __init__(self, peak_learning_rate: float, total_steps: int,
+                 warmup_steps: int = 0, start_fraction: float = 0.0,
+                 end_learning_rate: float = 0.0) -> None:
         self.peak_learning_rate = check_non_negative(
             "peak_learning_rate", peak_learning_rate
         )
@@ -37,7 +43,7 @@ class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
         self.end_learning_rate = check_non_negative("end_learning_rate",
                                                     end_learning_rate)
 
-    def __call__(self, step):
+    def __call__(self, step: Tensor | int) -> Tensor:
         step = keras.ops.cast(step, "float32")
         peak = self.peak_learning_rate
         start = peak * self.start_fraction
@@ -48,7 +54,7 @@ class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
         decay_lr = peak + (self.end_learning_rate - peak) * frac
         return keras.ops.where(step < self.warmup_steps, warm_lr, decay_lr)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             "peak_learning_rate": self.peak_learning_rate,
             "total_steps": self.total_steps,
@@ -58,8 +64,14 @@ class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
         }
 
 
-def make_learning_rate(name, learning_rate, steps_per_epoch=None, epochs=None,
-                       warmup_epochs=0, min_learning_rate=0.0):
+def make_learning_rate(
+    name: str,
+    learning_rate: float,
+    steps_per_epoch: int | None = None,
+    epochs: int | None = None,
+    warmup_epochs: float = 0,
+    min_learning_rate: float = 0.0,
+) -> float | keras.optimizers.schedules.LearningRateSchedule:
     """Returns a float or a `LearningRateSchedule` for a preset's schedule.
 
     "constant" and "plateau" give the float (ReduceLROnPlateau then acts
