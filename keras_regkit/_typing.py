@@ -15,3 +15,6 @@ StrPath: TypeAlias = str | os.PathLike[str]
 
 # A tensor shape as Keras 3 passes it to `build` and `compute_output_shape`.
 Shape: TypeAlias = tuple[int | None, ...]
+
+# The `logs` a Keras callback method receives.
+Logs: TypeAlias = dict[str, Any]

@@ -8,8 +8,11 @@ It is a plain object rather than a base class, so a callback with its own
 base (`TerminateOnNaN`, `Callback`) can hold one, and it needs no model.
 """
 
+from __future__ import annotations
+
 import math
 import re
+from collections.abc import Iterable
 
 from keras_regkit._validation import check_choice
 from keras_regkit._validation import check_float
@@ -27,7 +30,7 @@ _MINIMIZED = ("loss", "error", "entropy", "mse", "mae", "mape", "msle",
               "hinge", "divergence", "ece", "gap")
 
 
-def infer_mode(monitor):
+def infer_mode(monitor: str) -> str:
     """`"min"` or `"max"` for a metric name, from what the name says.
 
     Args:
@@ -72,8 +75,9 @@ class Monitor:
     False
     """
 
-    def __init__(self, monitor="val_loss", mode="auto", min_delta=0.0,
-                 baseline=None):
+    def __init__(self, monitor: str = "val_loss", mode: str = "auto",
+                 min_delta: float = 0.0,
+                 baseline: float | None = None) -> None:
         if not isinstance(monitor, str) or not monitor:
             raise invalid("monitor", monitor, "a non-empty metric name")
         check_choice("mode", mode, MODES)
@@ -83,7 +87,7 @@ class Monitor:
         self.baseline = (None if baseline is None
                          else check_float("baseline", baseline))
 
-    def improved(self, value, best=None):
+    def improved(self, value: float, best: float | None = None) -> bool:
         """Whether `value` beats `best` by more than `min_delta`.
 
         With `best=None` the value is compared with the baseline; without a
@@ -96,13 +100,13 @@ class Monitor:
             return value > reference + self.min_delta
         return value < reference - self.min_delta
 
-    def worsened(self, value, reference):
+    def worsened(self, value: float, reference: float) -> bool:
         """Whether `value` is worse than `reference` by over `min_delta`."""
         if self.mode == "max":
             return value < reference - self.min_delta
         return value > reference + self.min_delta
 
-    def best_of(self, values):
+    def best_of(self, values: Iterable[float]) -> float | None:
         """The best of `values` (NaN ignored), or `None` when there is none."""
         values = [v for v in values if not math.isnan(v)]
         if not values:

@@ -1,10 +1,14 @@
 """BestModelCheckpoint: the best model so far, saved with its score."""
 
+from __future__ import annotations
+
 import json
 import math
 import os
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import keras
 
@@ -12,6 +16,7 @@ from keras_regkit._atomic import atomic_path
 from keras_regkit._atomic import atomic_write_json
 from keras_regkit._atomic import json_ready
 from keras_regkit._atomic import remove_temp_files
+from keras_regkit._typing import Logs, StrPath
 from keras_regkit._validation import invalid
 from keras_regkit.callbacks._monitor import Monitor
 
@@ -19,7 +24,7 @@ from keras_regkit.callbacks._monitor import Monitor
 CHECKPOINT_MEMBER = "regkit_checkpoint.json"
 
 
-def read_checkpoint_state(path):
+def read_checkpoint_state(path: StrPath) -> dict[str, Any] | None:
     """The score stored in a `BestModelCheckpoint` file, or `None`.
 
     Args:
@@ -70,7 +75,8 @@ class BestModelCheckpoint(keras.callbacks.Callback):
     ```
     """
 
-    def __init__(self, path, monitor="val_accuracy", mode="max"):
+    def __init__(self, path: StrPath, monitor: str = "val_accuracy",
+                 mode: str = "max") -> None:
         super().__init__()
         if not isinstance(path, (str, os.PathLike)):
             raise invalid("path", path, "a file path")
@@ -81,10 +87,10 @@ class BestModelCheckpoint(keras.callbacks.Callback):
         self.state_path = self.path.with_suffix(".best.json")
         self.monitor = monitor
         self.mode = self._monitor.mode
-        self.best = None
-        self.best_epoch = None
+        self.best: float | None = None
+        self.best_epoch: int | None = None
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: Logs | None = None) -> None:
         remove_temp_files(self.path.parent,
                           [self.path.name, self.state_path.name])
         self.best, self.best_epoch = None, None
@@ -92,12 +98,12 @@ class BestModelCheckpoint(keras.callbacks.Callback):
         if state and state.get("monitor", self.monitor) == self.monitor:
             self.best, self.best_epoch = state["best"], state["epoch"]
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
         value = self._finite_value(logs or {})
         if value is not None and self._monitor.improved(value, self.best):
             self._save(epoch, value)
 
-    def _saved_state(self):
+    def _saved_state(self) -> dict[str, Any] | None:
         """The score of the file already there, from the archive if any."""
         if not self.path.exists():
             return None
@@ -106,7 +112,7 @@ class BestModelCheckpoint(keras.callbacks.Callback):
             state = json.loads(self.state_path.read_text())
         return state
 
-    def _finite_value(self, logs):
+    def _finite_value(self, logs: Mapping[str, Any]) -> float | None:
         """The monitored value, or `None` if missing or not finite."""
         value = logs.get(self.monitor)
         if value is None or not math.isfinite(float(logs.get("loss", 0.0))):
@@ -114,7 +120,7 @@ class BestModelCheckpoint(keras.callbacks.Callback):
         value = float(value)
         return value if math.isfinite(value) else None
 
-    def _save(self, epoch, value):
+    def _save(self, epoch: int, value: float) -> None:
         state = {"monitor": self.monitor, "best": value, "epoch": int(epoch)}
         with atomic_path(self.path, suffix=".keras") as tmp:
             self.model.save(tmp)

@@ -1,18 +1,23 @@
 """HistoryRecorder: a CSV history that holds every epoch exactly once."""
 
+from __future__ import annotations
+
 import csv
 import io
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import keras
 
 from keras_regkit._atomic import atomic_write_text
 from keras_regkit._atomic import remove_temp_files
+from keras_regkit._typing import Logs, StrPath
 from keras_regkit._validation import invalid
 
 
-def read_history_csv(path):
+def read_history_csv(path: StrPath) -> list[dict[str, float]]:
     """Reads a history CSV into a list of dicts, one per epoch.
 
     Args:
@@ -25,10 +30,10 @@ def read_history_csv(path):
     path = Path(path)
     if not path.exists():
         return []
-    rows = []
+    rows: list[dict[str, float]] = []
     with open(path, newline="") as f:
         for row in csv.DictReader(f):
-            parsed = {}
+            parsed: dict[str, float] = {}
             for key, value in row.items():
                 if value in ("", None):
                     continue
@@ -64,35 +69,35 @@ class HistoryRecorder(keras.callbacks.Callback):
     ```
     """
 
-    def __init__(self, path):
+    def __init__(self, path: StrPath) -> None:
         super().__init__()
         if not isinstance(path, (str, os.PathLike)):
             raise invalid("path", path, "a file path")
         self.path = Path(path)
-        self.rows = []
+        self.rows: list[dict[str, float]] = []
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: Logs | None = None) -> None:
         remove_temp_files(self.path.parent, [self.path.name])
         self.rows = read_history_csv(self.path)
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
         row = self._row(epoch, logs or {})
         self.rows = [r for r in self.rows if r["epoch"] < epoch] + [row]
         atomic_write_text(self.path, self._csv_text())
 
-    def history(self):
+    def history(self) -> dict[str, list[float]]:
         """The recorded epochs as a Keras-History-style dict of lists.
 
         A key missing from some epochs is NaN there.
         """
-        keys = []
+        keys: list[str] = []
         for r in self.rows:
             keys.extend(k for k in r if k not in keys and k != "epoch")
         return {k: [r.get(k, float("nan")) for r in self.rows] for k in keys}
 
-    def _row(self, epoch, logs):
+    def _row(self, epoch: int, logs: Mapping[str, Any]) -> dict[str, float]:
         """The numeric logs of one epoch, with the learning rate in effect."""
-        row = {"epoch": int(epoch)}
+        row: dict[str, float] = {"epoch": int(epoch)}
         for key, value in logs.items():
             try:
                 row[key] = float(value)
@@ -104,7 +109,7 @@ class HistoryRecorder(keras.callbacks.Callback):
                 row["learning_rate"] = rate
         return row
 
-    def _learning_rate(self):
+    def _learning_rate(self) -> float | None:
         optimizer = getattr(self.model, "optimizer", None)
         if optimizer is None:
             return None
@@ -113,7 +118,7 @@ class HistoryRecorder(keras.callbacks.Callback):
         except (TypeError, ValueError):
             return None
 
-    def _csv_text(self):
+    def _csv_text(self) -> str:
         keys = ["epoch"]
         for r in self.rows:
             keys.extend(k for k in r if k not in keys)

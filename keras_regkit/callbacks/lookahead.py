@@ -9,10 +9,17 @@ strongly, and ends on the slow weights. Batch-norm moving statistics are
 averaged with the weights, as airbench does.
 """
 
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 import keras
 import numpy as np
+import numpy.typing as npt
 
 from keras_regkit._registry import register
+from keras_regkit._typing import Logs
 from keras_regkit._validation import check_float
 from keras_regkit._validation import check_int
 from keras_regkit._validation import check_non_negative
@@ -21,7 +28,8 @@ from keras_regkit._validation import invalid
 BATCH_NORM_STATISTICS = ("moving_mean", "moving_variance")
 
 
-def lookahead_decay(step, total_steps, decay, power):
+def lookahead_decay(step: int, total_steps: int, decay: float,
+                    power: float) -> float:
     """The slow-weight decay at optimizer step `step` of `total_steps`.
 
     Args:
@@ -37,7 +45,9 @@ def lookahead_decay(step, total_steps, decay, power):
     return float(decay * progress**power)
 
 
-def lookahead_sync(slow_variables, fast_variables, decay):
+def lookahead_sync(slow_variables: Sequence[keras.Variable],
+                   fast_variables: Sequence[keras.Variable],
+                   decay: float) -> None:
     """`slow <- decay * slow + (1 - decay) * fast`, then `fast <- slow`."""
     for slow, fast in zip(slow_variables, fast_variables):
         value = keras.ops.add(
@@ -84,8 +94,10 @@ class Lookahead(keras.callbacks.Callback):
         Single GPU", 2024.
     """
 
-    def __init__(self, sync_period=5, decay=0.95**5, ramp_power=3.0,
-                 total_steps=None, average_batch_norm=True, final_sync=True):
+    def __init__(self, sync_period: int = 5, decay: float = 0.95**5,
+                 ramp_power: float = 3.0, total_steps: int | None = None,
+                 average_batch_norm: bool = True,
+                 final_sync: bool = True) -> None:
         super().__init__()
         self.sync_period = check_int("sync_period", sync_period, 1)
         self.decay = check_float("decay", decay, 0.0, 1.0)
@@ -99,10 +111,13 @@ class Lookahead(keras.callbacks.Callback):
                 raise invalid(name, value, "a bool (True or False)")
         self.average_batch_norm = average_batch_norm
         self.final_sync = final_sync
-        self._slow, self._fast, self.step = [], [], 0
-        self._pending = None
+        self._slow: list[keras.Variable] = []
+        self._fast: list[keras.Variable] = []
+        self.step = 0
+        self._pending: tuple[
+            Mapping[str, Any], Sequence[npt.ArrayLike] | None] | None = None
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             "sync_period": self.sync_period,
             "decay": self.decay,
@@ -112,7 +127,7 @@ class Lookahead(keras.callbacks.Callback):
             "final_sync": self.final_sync,
         }
 
-    def _tracked_variables(self):
+    def _tracked_variables(self) -> list[keras.Variable]:
         tracked = list(self.model.trainable_variables)
         if self.average_batch_norm:
             tracked += [
@@ -121,14 +136,14 @@ class Lookahead(keras.callbacks.Callback):
             ]
         return tracked
 
-    def _run_steps(self):
+    def _run_steps(self) -> int | None:
         if self.total_steps is not None:
             return self.total_steps
         params = self.params or {}
         steps, epochs = params.get("steps"), params.get("epochs")
         return int(steps * epochs) if steps and epochs else None
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: Logs | None = None) -> None:
         self._fast = self._tracked_variables()
         self._slow = [
             keras.Variable(keras.ops.convert_to_numpy(v).astype("float32"),
@@ -140,12 +155,16 @@ class Lookahead(keras.callbacks.Callback):
         if self._pending is not None:  # restored before training began
             self.restore_backup_state(*self._pending)
 
-    def backup_state(self):
+    def backup_state(self) -> tuple[dict[str, int], list[np.ndarray]]:
         """What a resumed run needs: `({"step": step}, slow weights)`."""
         return ({"step": int(self.step)},
                 [keras.ops.convert_to_numpy(v) for v in self._slow])
 
-    def restore_backup_state(self, state, arrays):
+    def restore_backup_state(
+        self,
+        state: Mapping[str, Any],
+        arrays: Sequence[npt.ArrayLike] | None,
+    ) -> None:
         """Restores `backup_state()`'s step and slow weights.
 
         Called before `on_train_begin`, the state is kept and applied
@@ -172,20 +191,21 @@ class Lookahead(keras.callbacks.Callback):
                     f"{tuple(slow.shape)} in the model.")
             slow.assign(np.asarray(value, dtype="float32"))
 
-    def current_decay(self):
+    def current_decay(self) -> float:
         """The decay the next sync uses (full `decay` without a ramp)."""
         if self.ramp_power == 0 or self._total is None:
             return self.decay
         return lookahead_decay(self.step, self._total, self.decay,
                                self.ramp_power)
 
-    def on_train_batch_end(self, batch, logs=None):
+    def on_train_batch_end(self, batch: int,
+                           logs: Logs | None = None) -> None:
         self.step += 1
         if self.step % self.sync_period == 0:
             _ = self.model  # under JAX, syncs the live state into variables
             lookahead_sync(self._slow, self._fast, self.current_decay())
 
-    def on_train_end(self, logs=None):
+    def on_train_end(self, logs: Logs | None = None) -> None:
         if self.final_sync and self._slow:
             _ = self.model
             lookahead_sync(self._slow, self._fast, 1.0)

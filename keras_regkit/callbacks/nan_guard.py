@@ -1,8 +1,14 @@
 """NaNGuard: stops training at the first non-finite loss, unsaved."""
 
+from __future__ import annotations
+
 import math
+from collections.abc import Iterable
+from typing import Any
 
 import keras
+
+from keras_regkit._typing import Logs
 
 
 class NaNGuard(keras.callbacks.TerminateOnNaN):
@@ -27,26 +33,28 @@ class NaNGuard(keras.callbacks.TerminateOnNaN):
     ```
     """
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__(raise_error=True)
         self.epoch = 0
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: Logs | None = None) -> None:
         self.epoch = epoch
 
-    def on_train_batch_end(self, batch, logs=None):
+    def on_train_batch_end(self, batch: int,
+                           logs: Logs | None = None) -> None:
         self._check(logs, ("loss",), f", batch {batch + 1}")
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
         self._check(logs, ("loss", "val_loss"), "")
 
-    def _check(self, logs, keys, where):
+    def _check(self, logs: Logs | None, keys: Iterable[str],
+               where: str) -> None:
         for key in keys:
             value = (logs or {}).get(key)
             if value is not None and not math.isfinite(float(value)):
                 raise FloatingPointError(self._message(key, value, where))
 
-    def _message(self, key, value, where):
+    def _message(self, key: str, value: Any, where: str) -> str:
         return (
             f"Training stopped: `{key}` became {float(value)} at epoch "
             f"{self.epoch + 1}{where} (1-based). Nothing from this epoch was "

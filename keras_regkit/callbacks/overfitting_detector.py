@@ -1,13 +1,18 @@
 """OverfittingDetector: declares the epoch where overfitting started."""
 
+from __future__ import annotations
+
 import json
 import os
 import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import keras
 
 from keras_regkit._atomic import atomic_write_text
 from keras_regkit._registry import register
+from keras_regkit._typing import Logs, StrPath
 from keras_regkit._validation import check_choice
 from keras_regkit._validation import check_float
 from keras_regkit._validation import check_int
@@ -15,11 +20,16 @@ from keras_regkit._validation import check_non_negative
 from keras_regkit._validation import invalid
 from keras_regkit.callbacks._monitor import Monitor
 
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+# `action`: "warn", "stop", or a callable `(detector, epoch, logs)`.
+Action = str | Callable[["OverfittingDetector", int, Logs], object]
 _ACCURACY_NAMES = ("accuracy", "acc", "sparse_categorical_accuracy",
                    "categorical_accuracy", "binary_accuracy")
 
 
-def _as_float(value):
+def _as_float(value: Any) -> float | None:
     """`float(value)`, or None for a missing or non-scalar value."""
     try:
         return float(value)
@@ -27,7 +37,8 @@ def _as_float(value):
         return None
 
 
-def find_accuracy_key(logs, name=None):
+def find_accuracy_key(logs: Mapping[str, Any],
+                      name: str | None = None) -> str | None:
     """Returns the train accuracy key of `logs` that has a `val_` twin.
 
     `name` (a train-side name such as `"top1"`) wins when given; otherwise
@@ -48,7 +59,9 @@ def find_accuracy_key(logs, name=None):
     return None
 
 
-def overfitting_onset(records, patience):
+def overfitting_onset(
+    records: Iterable[Mapping[str, Any]], patience: int,
+) -> tuple[int | None, int | None]:
     """Returns `(onset, fired)` epochs of the first `patience`-long run.
 
     `records` are epoch records in order, each with a boolean `"signal"`.
@@ -72,7 +85,13 @@ def overfitting_onset(records, patience):
     return None, None
 
 
-def epoch_signals(record, history, threshold, acc_threshold, min_delta):
+def epoch_signals(
+    record: Mapping[str, Any],
+    history: Sequence[Mapping[str, Any]],
+    threshold: float,
+    acc_threshold: float | None,
+    min_delta: float,
+) -> dict[str, Any]:
     """Computes the gaps and the overfitting signal of one epoch record.
 
     `record` holds `loss`, `val_loss`, `accuracy`, `val_accuracy` (the
@@ -171,9 +190,19 @@ class OverfittingDetector(keras.callbacks.Callback):
           the Trade, 1998 (generalization-loss and successive-rise criteria).
     """
 
-    def __init__(self, threshold=0.1, patience=2, min_delta=0.0,
-                 monitor="loss", acc_threshold=None, action="warn",
-                 start_epoch=0, verbose=1, acc_metric=None, state_path=None):
+    def __init__(
+        self,
+        threshold: float = 0.1,
+        patience: int = 2,
+        min_delta: float = 0.0,
+        monitor: str = "loss",
+        acc_threshold: float | None = None,
+        action: Action = "warn",
+        start_epoch: int = 0,
+        verbose: int = 1,
+        acc_metric: str | None = None,
+        state_path: StrPath | None = None,
+    ) -> None:
         super().__init__()
         self.threshold = check_non_negative("threshold", threshold)
         self.patience = check_int("patience", patience, 1)
@@ -196,13 +225,13 @@ class OverfittingDetector(keras.callbacks.Callback):
                 state_path, (str, os.PathLike)):
             raise invalid("state_path", state_path, "None or a file path")
         self.state_path = None if state_path is None else os.fspath(state_path)
-        self.records = []
-        self.onset_epoch = None
-        self.fired_epoch = None
+        self.records: list[dict[str, Any]] = []
+        self.onset_epoch: int | None = None
+        self.fired_epoch: int | None = None
         self._warned_missing = False
         self._awaiting_first_epoch = True
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             "threshold": self.threshold, "patience": self.patience,
             "min_delta": self.min_delta, "monitor": self.monitor,
@@ -212,14 +241,14 @@ class OverfittingDetector(keras.callbacks.Callback):
         }
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: dict[str, Any]) -> Self:
         return cls(**config)
 
-    def _replay(self):
+    def _replay(self) -> None:
         self.onset_epoch, self.fired_epoch = overfitting_onset(
             self.records, self.patience)
 
-    def _load_state(self):
+    def _load_state(self) -> None:
         if self.state_path is None or not os.path.exists(self.state_path):
             return
         try:
@@ -232,7 +261,7 @@ class OverfittingDetector(keras.callbacks.Callback):
                           "with no records.", stacklevel=2)
             self.records = []
 
-    def _save_state(self):
+    def _save_state(self) -> None:
         if self.state_path is None:
             return
         try:
@@ -242,12 +271,12 @@ class OverfittingDetector(keras.callbacks.Callback):
             warnings.warn(f"OverfittingDetector could not write its state "
                           f"to {self.state_path!r}: {error}", stacklevel=2)
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: Logs | None = None) -> None:
         self._warned_missing = False
         self._awaiting_first_epoch = True
         self._load_state()
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: Logs | None = None) -> None:
         if self._awaiting_first_epoch:
             # A fresh fit starts at 0 and drops everything; a resumed one
             # keeps the epochs before it and replaces any it runs again.
@@ -255,7 +284,7 @@ class OverfittingDetector(keras.callbacks.Callback):
             self.records = [r for r in self.records if r["epoch"] < epoch]
             self._replay()
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
         if logs is None:
             return
         loss = _as_float(logs.get(self.monitor))
@@ -270,7 +299,7 @@ class OverfittingDetector(keras.callbacks.Callback):
                     "validation data to `fit` to enable it.", stacklevel=2)
             return
         acc_key = find_accuracy_key(logs, self.acc_metric)
-        record = {
+        record: dict[str, Any] = {
             "epoch": int(epoch), "loss": loss, "val_loss": val_loss,
             "accuracy": _as_float(logs.get(acc_key)) if acc_key else None,
             "val_accuracy": (_as_float(logs.get("val_" + acc_key))
@@ -294,7 +323,8 @@ class OverfittingDetector(keras.callbacks.Callback):
         if record["overfitting"] and not already:
             self._act(epoch, logs, record)
 
-    def _act(self, epoch, logs, record):
+    def _act(self, epoch: int, logs: Logs,
+             record: Mapping[str, Any]) -> None:
         message = self._message(record)
         if callable(self.action):
             if self.verbose:
@@ -307,7 +337,7 @@ class OverfittingDetector(keras.callbacks.Callback):
         else:
             warnings.warn(message, stacklevel=2)
 
-    def _message(self, record):
+    def _message(self, record: Mapping[str, Any]) -> str:
         text = (
             f"Overfitting detected at epoch {record['epoch']} (onset epoch "
             f"{self.onset_epoch}, 0-based; {self.patience} consecutive "
@@ -320,7 +350,7 @@ class OverfittingDetector(keras.callbacks.Callback):
                      f"{record['acc_gap']:+.4f})")
         return text + "."
 
-    def summary(self):
+    def summary(self) -> str:
         """Returns a readable report of the records and the verdict."""
         if not self.records:
             return ("OverfittingDetector report\n  no epoch with validation "

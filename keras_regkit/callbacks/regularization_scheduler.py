@@ -1,18 +1,26 @@
 """RegularizationScheduler: dropout rates and regularizer strength over
 epochs, on an already compiled model."""
 
+from __future__ import annotations
+
 import math
 import numbers
 import warnings
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 import keras
 
 from keras_regkit._registry import register
+from keras_regkit._typing import Logs
 from keras_regkit._walk import walk_layers
 from keras_regkit._validation import check_choice
 from keras_regkit._validation import check_int
 from keras_regkit._validation import invalid
 from keras_regkit.callbacks.weight_monitor import check_layer_names
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 # Attributes that hold a regularizer's strength, by convention: Keras's
 # L1/L2/L1L2 (`l1`, `l2`), OrthogonalRegularizer (`factor`), keras_regkit's
@@ -21,12 +29,18 @@ from keras_regkit.callbacks.weight_monitor import check_layer_names
 STRENGTH_ATTRIBUTES = ("l1", "l2", "l", "alpha", "factor")
 MODES = ("scale", "absolute")
 
+# A checked schedule: a callable `epoch -> value`, or `(start_epoch, value)`
+# pieces.
+Schedule = Callable[[int], float] | list[tuple[int, float]]
+# What the scheduler changes: (layer or regularizer, attribute, start value).
+_Target = tuple[Any, str, float]
 
-def _is_real(value):
+
+def _is_real(value: object) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
-def piecewise_value(pieces, epoch):
+def piecewise_value(pieces: Sequence[tuple[int, float]], epoch: int) -> float:
     """Returns the value of the last `(start_epoch, value)` piece started.
 
     `pieces` are sorted by strictly increasing start epochs, the first at 0.
@@ -39,7 +53,7 @@ def piecewise_value(pieces, epoch):
     return value
 
 
-def _check_schedule(name, schedule):
+def _check_schedule(name: str, schedule: Any) -> Schedule | None:
     if schedule is None or callable(schedule):
         return schedule
     expected = ("None, a callable `epoch -> value`, or a list of "
@@ -63,19 +77,23 @@ def _check_schedule(name, schedule):
     return [(int(s), float(v)) for s, v in pieces]
 
 
-def strength_attributes(regularizer):
+def strength_attributes(
+    regularizer: keras.regularizers.Regularizer,
+) -> list[str]:
     """Names of the numeric strength attributes of `regularizer`."""
     names = getattr(regularizer, "strength_attributes", STRENGTH_ATTRIBUTES)
     return [n for n in names if _is_real(getattr(regularizer, n, None))]
 
 
-def find_regularizers(layer):
+def find_regularizers(
+    layer: keras.layers.Layer,
+) -> list[keras.regularizers.Regularizer]:
     """The distinct regularizer objects a layer applies (weights, activity)."""
     found = [getattr(v, "regularizer", None) for v in layer.weights]
     found.append(getattr(layer, "activity_regularizer", None))
     found.extend(value for key, value in vars(layer).items()
                  if key.endswith("regularizer"))
-    unique = {}
+    unique: dict[int, keras.regularizers.Regularizer] = {}
     for reg in found:
         if isinstance(reg, keras.regularizers.Regularizer):
             unique.setdefault(id(reg), reg)
@@ -137,9 +155,19 @@ class RegularizationScheduler(keras.callbacks.Callback):
           ICLR 2019 (how L2 strength and learning rate interact).
     """
 
-    def __init__(self, dropout_schedule=None, regularizer_schedule=None,
-                 dropout_mode="scale", regularizer_mode="scale", layers=None,
-                 verbose=0):
+    def __init__(
+        self,
+        dropout_schedule: (
+            Callable[[int], float] | Sequence[tuple[int, float]] | None
+        ) = None,
+        regularizer_schedule: (
+            Callable[[int], float] | Sequence[tuple[int, float]] | None
+        ) = None,
+        dropout_mode: str = "scale",
+        regularizer_mode: str = "scale",
+        layers: Sequence[str] | None = None,
+        verbose: int = 0,
+    ) -> None:
         super().__init__()
         if dropout_schedule is None and regularizer_schedule is None:
             raise invalid("dropout_schedule", None, "a schedule for dropout "
@@ -159,12 +187,13 @@ class RegularizationScheduler(keras.callbacks.Callback):
                                   "absolute rates in [0, 1)")
         self.layers = check_layer_names("layers", layers)
         self.verbose = check_int("verbose", verbose, 0, 1)
-        self._initial = {}  # id -> starting value, kept across fits
-        self._dropout_targets = []
-        self._reg_targets = []
-        self.current = {}
+        # (id, attribute) -> (object, starting value), kept across fits
+        self._initial: dict[tuple[int, str], tuple[Any, float]] = {}
+        self._dropout_targets: list[_Target] = []
+        self._reg_targets: list[_Target] = []
+        self.current: dict[str, float] = {}
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             "dropout_schedule": self.dropout_schedule,
             "regularizer_schedule": self.regularizer_schedule,
@@ -174,22 +203,23 @@ class RegularizationScheduler(keras.callbacks.Callback):
         }
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: dict[str, Any]) -> Self:
         return cls(**config)
 
-    def _selected_layers(self):
+    def _selected_layers(self) -> Iterator[keras.layers.Layer]:
         for layer in walk_layers(self.model):
             if self.layers is None or layer.name in self.layers:
                 yield layer
 
-    def _remember(self, obj, attr):
+    def _remember(self, obj: Any, attr: str) -> float:
         key = (id(obj), attr)
         if key not in self._initial:
             self._initial[key] = (obj, float(getattr(obj, attr)))
         return self._initial[key][1]
 
-    def on_train_begin(self, logs=None):
-        self._dropout_targets, self._reg_targets, regs = [], [], {}
+    def on_train_begin(self, logs: Logs | None = None) -> None:
+        self._dropout_targets, self._reg_targets = [], []
+        regs: dict[int, keras.regularizers.Regularizer] = {}
         for layer in self._selected_layers():
             if layer is self.model:
                 continue
@@ -219,7 +249,7 @@ class RegularizationScheduler(keras.callbacks.Callback):
                               f"schedule (layers={self.layers}).",
                               stacklevel=2)
 
-    def _value(self, schedule, name, epoch):
+    def _value(self, schedule: Schedule, name: str, epoch: int) -> float:
         if isinstance(schedule, list):
             return piecewise_value(schedule, epoch)
         value = schedule(epoch)
@@ -228,7 +258,8 @@ class RegularizationScheduler(keras.callbacks.Callback):
                              f"float. Received: {value!r} at epoch {epoch}")
         return float(value)
 
-    def _apply(self, targets, value, mode, is_rate, name, epoch):
+    def _apply(self, targets: Sequence[_Target], value: float, mode: str,
+               is_rate: bool, name: str, epoch: int) -> bool:
         changed = False
         for obj, attr, start in targets:
             new = value if mode == "absolute" else start * value
@@ -241,7 +272,7 @@ class RegularizationScheduler(keras.callbacks.Callback):
                 changed = True
         return changed
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: Logs | None = None) -> None:
         changed = False
         if self.dropout_schedule is not None:
             value = self._value(self.dropout_schedule, "dropout_schedule",
@@ -272,7 +303,7 @@ class RegularizationScheduler(keras.callbacks.Callback):
             if self.verbose:
                 print(f"RegularizationScheduler epoch {epoch}: {self.current}")
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
         if logs is None:
             return
         if "dropout" in self.current:

@@ -1,9 +1,13 @@
 """RunBackup: an epoch backup committed atomically, for resuming a `fit`."""
 
+from __future__ import annotations
+
 import json
 import numbers
 import os
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import keras
 import numpy as np
@@ -11,6 +15,7 @@ import numpy as np
 from keras_regkit._atomic import atomic_path
 from keras_regkit._atomic import atomic_write
 from keras_regkit._atomic import atomic_write_text
+from keras_regkit._typing import Logs, StrPath
 from keras_regkit._validation import invalid
 
 STATE_FILE = "state.json"
@@ -23,7 +28,7 @@ _KERAS_STATE = (
 )
 
 
-def remove_backup(backup_dir):
+def remove_backup(backup_dir: StrPath) -> None:
     """Deletes a `RunBackup` folder (once the run's own files are written).
 
     Args:
@@ -92,7 +97,9 @@ class RunBackup(keras.callbacks.Callback):
     ```
     """
 
-    def __init__(self, backup_dir, callbacks=(), delete_on_end=False):
+    def __init__(self, backup_dir: StrPath,
+                 callbacks: Iterable[keras.callbacks.Callback] = (),
+                 delete_on_end: bool = False) -> None:
         super().__init__()
         if not isinstance(backup_dir, (str, os.PathLike)):
             raise invalid("backup_dir", backup_dir, "a folder path")
@@ -107,7 +114,7 @@ class RunBackup(keras.callbacks.Callback):
         self.callbacks = callbacks
         self.delete_on_end = bool(delete_on_end)
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: Logs | None = None) -> None:
         state = self._load_commit()
         if state is None:
             return
@@ -116,7 +123,7 @@ class RunBackup(keras.callbacks.Callback):
         # Keras's own BackupAndRestore resumes fit through this attribute.
         self.model._initial_epoch = state["epoch"]
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
         self.backup_dir.mkdir(parents=True, exist_ok=True)
         previous = self._read_state() or {}
         weights = self._save_weights(epoch)
@@ -132,18 +139,18 @@ class RunBackup(keras.callbacks.Callback):
         }
         self._commit(state)
 
-    def on_train_end(self, logs=None):
+    def on_train_end(self, logs: Logs | None = None) -> None:
         self.model._initial_epoch = None
         if self.delete_on_end:
             remove_backup(self.backup_dir)
 
     # Resuming.
 
-    def _read_state(self):
+    def _read_state(self) -> dict[str, Any] | None:
         path = self.backup_dir / STATE_FILE
         return json.loads(path.read_text()) if path.exists() else None
 
-    def _load_commit(self):
+    def _load_commit(self) -> dict[str, Any] | None:
         """The last commit, after deleting the files it does not name."""
         if not self.backup_dir.is_dir():
             return None
@@ -151,7 +158,7 @@ class RunBackup(keras.callbacks.Callback):
         self._keep_only(state)
         return state
 
-    def _restore_model(self, state):
+    def _restore_model(self, state: Mapping[str, Any]) -> None:
         if not self.model.built:
             raise ValueError(
                 f"Cannot resume from the backup in {self.backup_dir}: the "
@@ -163,7 +170,7 @@ class RunBackup(keras.callbacks.Callback):
             optimizer.build(self.model.trainable_variables)
         self.model.load_weights(self.backup_dir / state["weights"])
 
-    def _restore_callbacks(self, state):
+    def _restore_callbacks(self, state: Mapping[str, Any]) -> None:
         best = self._load_arrays(state.get("best_weights"))
         own = self._load_arrays(state.get("callback_arrays"))
         for i, (callback, saved) in enumerate(
@@ -177,7 +184,7 @@ class RunBackup(keras.callbacks.Callback):
             if best_weights:
                 callback.best_weights = best_weights
 
-    def _load_arrays(self, name):
+    def _load_arrays(self, name: str | None) -> dict[str, np.ndarray]:
         if not name:
             return {}
         with np.load(self.backup_dir / name) as data:
@@ -185,15 +192,19 @@ class RunBackup(keras.callbacks.Callback):
 
     # Committing an epoch.
 
-    def _save_weights(self, epoch):
+    def _save_weights(self, epoch: int) -> str:
         name = f"epoch-{epoch + 1:05d}.weights.h5"
         with atomic_path(self.backup_dir / name, suffix=".weights.h5") as tmp:
             self.model.save_weights(tmp, overwrite=True)
         return name
 
-    def _callback_states(self):
+    def _callback_states(self) -> tuple[list[dict[str, Any]],
+                                        dict[str, np.ndarray],
+                                        dict[str, np.ndarray]]:
         """Each callback's values, Keras best weights and own arrays."""
-        saved, best, own = [], {}, {}
+        saved: list[dict[str, Any]] = []
+        best: dict[str, np.ndarray] = {}
+        own: dict[str, np.ndarray] = {}
         for i, callback in enumerate(self.callbacks):
             if hasattr(callback, "backup_state"):
                 values, arrays = callback.backup_state()
@@ -207,7 +218,13 @@ class RunBackup(keras.callbacks.Callback):
             best.update({f"{i}_{j}": w for j, w in enumerate(weights)})
         return saved, best, own
 
-    def _save_best_weights(self, epoch, previous, saved, best):
+    def _save_best_weights(
+        self,
+        epoch: int,
+        previous: Mapping[str, Any],
+        saved: Sequence[Mapping[str, Any]],
+        best: Mapping[str, np.ndarray],
+    ) -> str | None:
         """The best-weights file: the previous one unless a best moved."""
         if not best:
             return None
@@ -217,36 +234,39 @@ class RunBackup(keras.callbacks.Callback):
             name = self._save_arrays(f"best-{epoch + 1:05d}.npz", best)
         return name
 
-    def _save_arrays(self, name, arrays):
+    # `arrays` maps names to NumPy arrays; typed Any because np.savez's stub
+    # would also let a `**` mapping fill its `allow_pickle: bool`.
+    def _save_arrays(self, name: str,
+                     arrays: Mapping[str, Any]) -> str | None:
         if not arrays:
             return None
         atomic_write(self.backup_dir / name, lambda f: np.savez(f, **arrays))
         return name
 
-    def _commit(self, state):
+    def _commit(self, state: dict[str, Any]) -> None:
         # The commit point (json.dumps keeps inf, which Keras uses as "best").
         atomic_write_text(self.backup_dir / STATE_FILE, json.dumps(state))
         self._keep_only(state)
 
-    def _keep_only(self, state):
+    def _keep_only(self, state: Mapping[str, Any] | None) -> None:
         keep = {STATE_FILE} | set((state or {}).get("files", []))
         for file in self.backup_dir.iterdir():
             if file.name not in keep:
                 file.unlink()
 
 
-def _keeps_state(callback):
+def _keeps_state(callback: object) -> bool:
     return (hasattr(callback, "backup_state")
             or any(isinstance(callback, t) for t, _ in _KERAS_STATE))
 
 
-def _numbered(arrays, i):
+def _numbered(arrays: Mapping[str, np.ndarray], i: int) -> list[np.ndarray]:
     """The arrays `"{i}_0"`, `"{i}_1"`, ... of callback `i`, in order."""
     count = sum(1 for k in arrays if k.startswith(f"{i}_"))
     return [arrays[f"{i}_{j}"] for j in range(count)]
 
 
-def _number(value):
+def _number(value: Any) -> int | float | None:
     """A callback's state value (None, int or float, inf kept) for JSON."""
     if value is None:
         return None

@@ -1,25 +1,38 @@
 """WeightStatsMonitor: per-layer weight statistics, the over-regularization
 signals, logged every epoch."""
 
+from __future__ import annotations
+
 import sys
 import warnings
+from collections.abc import Collection, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import keras
 import numpy as np
+import numpy.typing as npt
 
 from keras_regkit._registry import register
+from keras_regkit._typing import Logs
 from keras_regkit._walk import walk_layers
 from keras_regkit._validation import check_float
 from keras_regkit._validation import check_int
 from keras_regkit._validation import check_positive
 from keras_regkit._validation import invalid
 
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
 STAT_NAMES = ("l2_norm", "mean_abs", "zero_fraction", "update_ratio")
 
 
-def kernel_layers(model, names=None):
+def kernel_layers(
+    model: keras.layers.Layer, names: Collection[str] | None = None,
+) -> list[tuple[str, keras.Variable]]:
     """Returns `[(name, kernel_variable)]` for the layers owning a kernel."""
-    found, seen_vars, used = [], set(), set()
+    found: list[tuple[str, keras.Variable]] = []
+    seen_vars: set[int] = set()
+    used: set[str] = set()
     for layer in walk_layers(model):
         if names is not None and layer.name not in names:
             continue
@@ -38,7 +51,8 @@ def kernel_layers(model, names=None):
     return found
 
 
-def weight_stats(weights, zero_tol, previous=None):
+def weight_stats(weights: npt.ArrayLike, zero_tol: float,
+                 previous: npt.ArrayLike | None = None) -> dict[str, float]:
     """Statistics of one weight array.
 
     Args:
@@ -67,7 +81,7 @@ def weight_stats(weights, zero_tol, previous=None):
     return stats
 
 
-def check_layer_names(name, value):
+def check_layer_names(name: str, value: Any) -> list[str] | None:
     """Checks None or a non-empty list of layer names; returns a list."""
     if value is None:
         return None
@@ -77,13 +91,14 @@ def check_layer_names(name, value):
     return list(value)
 
 
-def _optional_fraction(name, value):
+def _optional_fraction(name: str, value: Any) -> float | None:
     if value is None:
         return None
     return check_float(name, value, 0.0, 1.0, high_inclusive=True)
 
 
-def _write_scalars(writer, scalars, step):
+def _write_scalars(writer: Any, scalars: Mapping[str, float],
+                   step: int) -> None:
     if hasattr(writer, "add_scalar"):  # torch / tensorboardX writers
         for key, value in scalars.items():
             writer.add_scalar(key, value, step)
@@ -139,8 +154,15 @@ class WeightStatsMonitor(keras.callbacks.Callback):
     2
     """
 
-    def __init__(self, zero_tol=1e-3, layers=None, writer=None,
-                 warn_zero_fraction=0.5, warn_norm_ratio=0.1, verbose=0):
+    def __init__(
+        self,
+        zero_tol: float = 1e-3,
+        layers: Sequence[str] | None = None,
+        writer: Any = None,
+        warn_zero_fraction: float | None = 0.5,
+        warn_norm_ratio: float | None = 0.1,
+        verbose: int = 0,
+    ) -> None:
         super().__init__()
         self.zero_tol = check_positive("zero_tol", zero_tol)
         self.layers = check_layer_names("layers", layers)
@@ -154,12 +176,12 @@ class WeightStatsMonitor(keras.callbacks.Callback):
         self.warn_norm_ratio = _optional_fraction(
             "warn_norm_ratio", warn_norm_ratio)
         self.verbose = check_int("verbose", verbose, 0, 1)
-        self._kernels = []
-        self._previous = {}
-        self._initial_norms = {}
-        self._warned = set()
+        self._kernels: list[tuple[str, keras.Variable]] = []
+        self._previous: dict[str, np.ndarray] = {}
+        self._initial_norms: dict[str, float] = {}
+        self._warned: set[str] = set()
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             "zero_tol": self.zero_tol, "layers": self.layers,
             "writer": None, "warn_zero_fraction": self.warn_zero_fraction,
@@ -167,10 +189,10 @@ class WeightStatsMonitor(keras.callbacks.Callback):
         }
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: dict[str, Any]) -> Self:
         return cls(**config)
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: Logs | None = None) -> None:
         self._kernels = kernel_layers(self.model, self.layers)
         if not self._kernels:
             warnings.warn("WeightStatsMonitor found no layer with a kernel "
@@ -182,14 +204,15 @@ class WeightStatsMonitor(keras.callbacks.Callback):
             for name, k in self._kernels}
         self._warned = set()
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: Logs | None = None) -> None:
         self._previous = {name: keras.ops.convert_to_numpy(k).copy()
                           for name, k in self._kernels}
 
-    def compute(self):
+    def compute(self) -> dict[str, float]:
         """Returns the current `{log key: value}` statistics."""
-        scalars, total = {}, {"sq": 0.0, "abs": 0.0, "zero": 0.0, "n": 0,
-                              "dsq": 0.0, "psq": 0.0}
+        scalars: dict[str, float] = {}
+        total: dict[str, float] = {"sq": 0.0, "abs": 0.0, "zero": 0.0,
+                                   "n": 0, "dsq": 0.0, "psq": 0.0}
         for name, kernel in self._kernels:
             w = keras.ops.convert_to_numpy(kernel)
             stats = weight_stats(w, self.zero_tol, self._previous.get(name))
@@ -212,7 +235,7 @@ class WeightStatsMonitor(keras.callbacks.Callback):
                 if self._previous else float("nan"))
         return scalars
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
         if not self._kernels:
             return
         scalars = self.compute()
@@ -227,12 +250,12 @@ class WeightStatsMonitor(keras.callbacks.Callback):
                   f"{scalars['weights/update_ratio']:.3g}")
         self._check(epoch, scalars)
 
-    def _warn_once(self, key, epoch, message):
+    def _warn_once(self, key: str, epoch: int, message: str) -> None:
         self._warned.add(key)
         warnings.warn(f"Possible over-regularization at epoch {epoch}: "
                       f"{message}", stacklevel=3)
 
-    def _check(self, epoch, scalars):
+    def _check(self, epoch: int, scalars: Mapping[str, float]) -> None:
         zero = scalars["weights/zero_fraction"]
         if (self.warn_zero_fraction is not None and "zero" not in self._warned
                 and zero > self.warn_zero_fraction):

@@ -1,17 +1,24 @@
 """WhiteningBiasFreezer: trains the patch-whitening bias for the first
 epochs only (airbench)."""
 
+from __future__ import annotations
+
 import warnings
+from typing import TYPE_CHECKING, Any
 
 import keras
 
 from keras_regkit._registry import register
+from keras_regkit._typing import Logs
 from keras_regkit._walk import walk_layers
 from keras_regkit._validation import check_int
 from keras_regkit.layers.whitening import PatchWhitening
 
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
-def whitening_layers(model):
+
+def whitening_layers(model: keras.layers.Layer) -> list[PatchWhitening]:
     """Every `PatchWhitening` layer in `model`, nested models included."""
     return [layer for layer in walk_layers(model)
             if isinstance(layer, PatchWhitening)]
@@ -50,24 +57,24 @@ class WhiteningBiasFreezer(keras.callbacks.Callback):
           (airbench), https://arxiv.org/abs/2404.00498
     """
 
-    def __init__(self, epochs=3):
+    def __init__(self, epochs: int = 3) -> None:
         super().__init__()
         self.epochs = check_int("epochs", epochs, 0)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"epochs": self.epochs}
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: dict[str, Any]) -> Self:
         return cls(**config)
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: Logs | None = None) -> None:
         if not whitening_layers(self.model):
             warnings.warn("WhiteningBiasFreezer found no PatchWhitening "
                           "layer in the model; it does nothing.",
                           stacklevel=2)
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: Logs | None = None) -> None:
         # Reading `self.model` re-attaches JAX's training state to the
         # variables, so the assignments below reach the next train step.
         for layer in whitening_layers(self.model):
