@@ -7,6 +7,7 @@ the names are imported on first use.
 """
 
 import importlib
+from typing import Any
 
 _LAZY = {
     "ProductionModelBuilder": "keras_regkit.training.builder",
@@ -23,7 +24,7 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name):
+def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
@@ -32,5 +33,5 @@ def __getattr__(name):
     return value
 
 
-def __dir__():
+def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))

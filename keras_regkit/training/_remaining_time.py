@@ -6,12 +6,16 @@ the second, which has no compilation in it, it prints the estimate again.
 Later epochs print nothing: Keras's own per-epoch line carries the time.
 """
 
+from __future__ import annotations
+
 import time
+from collections.abc import Callable
+from typing import Any
 
 import keras
 
 
-def format_seconds(seconds):
+def format_seconds(seconds: float) -> str:
     """`"42 s"`, `"3 min 05 s"` or `"1 h 02 min"`."""
     seconds = max(0, int(round(seconds)))
     if seconds < 60:
@@ -30,16 +34,20 @@ class RemainingTimeEstimate(keras.callbacks.Callback):
         print_fn: Called with each line. Defaults to `print` (flushed).
     """
 
-    def __init__(self, print_fn=None):
+    def __init__(self, print_fn: Callable[[str], object] | None = None,
+                 ) -> None:
         super().__init__()
-        self._print = print_fn or (lambda line: print(line, flush=True))
-        self._start = None
+        self._print: Callable[[str], object] = print_fn or (
+            lambda line: print(line, flush=True))
+        self._start: float | None = None
         self._seen = 0
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int,
+                       logs: dict[str, Any] | None = None) -> None:
         self._start = time.perf_counter()
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int,
+                     logs: dict[str, Any] | None = None) -> None:
         if self._start is None or self._seen >= 2:
             return
         self._seen += 1

@@ -10,14 +10,20 @@ callbacks watch and save the run. The reference recipe's usage runs unchanged:
                                    epochs=200, batch_size=64)
 """
 
+from __future__ import annotations
+
 import contextlib
 import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import keras
 import numpy as np
+import numpy.typing as npt
 import tensorflow as tf
 
 from keras_regkit._choices import AUGMENT_ON
+from keras_regkit._typing import StrPath
 from keras_regkit._validation import check_choice, check_int, check_seed, invalid
 from keras_regkit.callbacks import NaNGuard
 from keras_regkit.callbacks import OverfittingDetector
@@ -25,9 +31,11 @@ from keras_regkit.data.augmentation import get_augmentation
 from keras_regkit.data.pipeline import make_dataset
 from keras_regkit.models import build_backbone
 from keras_regkit.models.fast_net import adapt_fast_net
+from keras_regkit.models.presets import PresetLike
 from keras_regkit.models.presets import get_preset
 from keras_regkit.training.evaluation import evaluate_model
 from keras_regkit.training.evaluation import predict_probabilities
+from keras_regkit.training.precision import Precision
 from keras_regkit.training.precision import resolve_precision
 from keras_regkit.training.recipe import NO_DECAY_NAMES  # noqa: F401 (re-export)
 from keras_regkit.training.recipe import compile_for_preset
@@ -66,9 +74,13 @@ class ProductionModelBuilder:
     0.2
     """
 
-    def __init__(self, input_shape, num_classes, model_capacity="medium",
-                 seed=None, strategy=None, augment_on="pipeline",
-                 precision="float32", **overrides):
+    def __init__(self, input_shape: Sequence[int], num_classes: int,
+                 model_capacity: PresetLike = "medium",
+                 seed: int | None = None,
+                 strategy: tf.distribute.Strategy | None = None,
+                 augment_on: str = "pipeline",
+                 precision: str | Precision = "float32",
+                 **overrides: Any) -> None:
         shape = tuple(input_shape) if isinstance(input_shape, (list, tuple)) \
             else input_shape
         if (not isinstance(shape, tuple) or not shape or not all(
@@ -89,20 +101,20 @@ class ProductionModelBuilder:
         self.precision = resolve_precision(precision)
 
     @property
-    def reg_config(self):
+    def reg_config(self) -> dict[str, Any]:
         """The reference recipe's regularization mapping for this preset."""
         return dict(self.preset.reg_config)
 
-    def _scope(self):
+    def _scope(self) -> contextlib.AbstractContextManager[Any]:
         if self.strategy is None:
             return contextlib.nullcontext()
         return self.strategy.scope()
 
-    def _seed_all(self):
+    def _seed_all(self) -> None:
         if self.seed is not None:
             keras.utils.set_random_seed(self.seed)
 
-    def build_model(self, architecture=None):
+    def build_model(self, architecture: str | None = None) -> keras.Model:
         """Builds the preset's functional model (uncompiled).
 
         The backbone comes from `keras_regkit.models.build_backbone`, built
@@ -125,8 +137,11 @@ class ProductionModelBuilder:
             )(model.output)
             return keras.Model(model.input, outputs, name=model.name)
 
-    def compile_model(self, model, learning_rate=0.001, steps_per_epoch=None,
-                      epochs=None, jit_compile="auto"):
+    def compile_model(self, model: keras.Model,
+                      learning_rate: float | None = 0.001,
+                      steps_per_epoch: int | None = None,
+                      epochs: int | None = None,
+                      jit_compile: bool | str = "auto") -> keras.Model:
         """Compiles `model` with the preset's loss, optimizer and metrics.
 
         Loss: cross-entropy with the preset's label smoothing, for integer,
@@ -156,7 +171,10 @@ class ProductionModelBuilder:
                 learning_rate=learning_rate, steps_per_epoch=steps_per_epoch,
                 epochs=epochs, jit_compile=jit_compile)
 
-    def get_callbacks(self, log_dir="./logs", run_dir=None, validation=True):
+    def get_callbacks(
+        self, log_dir: StrPath | None = "./logs",
+        run_dir: StrPath | None = None, validation: bool = True,
+    ) -> list[keras.callbacks.Callback]:
         """The preset's callbacks.
 
         A NaN guard (a TerminateOnNaN that raises before the bad epoch is
@@ -182,7 +200,7 @@ class ProductionModelBuilder:
         prefix = "val_" if validation else ""
         run_dir = run_dir if run_dir is not None else log_dir
         folder = RunFolder(run_dir) if run_dir is not None else None
-        callbacks = [NaNGuard()]
+        callbacks: list[keras.callbacks.Callback] = [NaNGuard()]
         # With Lookahead the run ends on the averaged weights, which no
         # epoch-end snapshot holds: EarlyStopping then stops but does not
         # restore.
@@ -211,7 +229,7 @@ class ProductionModelBuilder:
         # The NaN guard first, the backup last (see RunFolder.commit_order).
         return RunFolder.commit_order(callbacks)
 
-    def get_data_augmentation(self):
+    def get_data_augmentation(self) -> keras.Sequential | None:
         """The preset's augmentation as one Keras layer (None for "none").
 
         For "medium" this is the reference recipe's: horizontal flip, rotation 0.1,
@@ -219,7 +237,10 @@ class ProductionModelBuilder:
         """
         return get_augmentation(self.preset.augmentation, seed=self.seed)
 
-    def make_dataset(self, x, y=None, batch_size=None, training=True):
+    def make_dataset(self, x: npt.ArrayLike | tf.data.Dataset,
+                     y: npt.ArrayLike | None = None,
+                     batch_size: int | None = None,
+                     training: bool = True) -> tf.data.Dataset:
         """A tf.data pipeline for this builder (see `data.make_dataset`).
 
         `x` may be arrays (with `y`) or a `tf.data.Dataset` of
@@ -237,7 +258,7 @@ class ProductionModelBuilder:
             mix=mix, num_classes=self.num_classes, seed=self.seed,
         )
 
-    def _with_model_augmentation(self, model):
+    def _with_model_augmentation(self, model: keras.Model) -> keras.Model:
         augmentation = self.get_data_augmentation()
         if augmentation is None:
             return model
@@ -245,10 +266,17 @@ class ProductionModelBuilder:
         outputs = model(augmentation(inputs))
         return keras.Model(inputs, outputs, name=model.name)
 
-    def train(self, X_train, y_train=None, X_val=None, y_val=None,
-              epochs=None, batch_size=None, architecture=None, run_dir=None,
-              callbacks=None, verbose="auto", jit_compile="auto",
-              overwrite=False):
+    def train(
+        self, X_train: np.ndarray | tf.data.Dataset,
+        y_train: np.ndarray | None = None,
+        X_val: np.ndarray | tf.data.Dataset | None = None,
+        y_val: np.ndarray | None = None, epochs: int | None = None,
+        batch_size: int | None = None, architecture: str | None = None,
+        run_dir: StrPath | None = None,
+        callbacks: Iterable[keras.callbacks.Callback] | None = None,
+        verbose: str | int = "auto", jit_compile: bool | str = "auto",
+        overwrite: bool = False,
+    ) -> tuple[keras.Model, keras.callbacks.History]:
         """Builds, compiles and fits the preset's model.
 
         Args:
@@ -293,8 +321,8 @@ class ProductionModelBuilder:
         val_ds = None
         if X_val is not None:
             val_ds = self.make_dataset(X_val, y_val, batch_size, False)
-        steps = int(train_ds.cardinality().numpy())
-        steps = steps if steps > 0 else None
+        cardinality = int(train_ds.cardinality().numpy())
+        steps = cardinality if cardinality > 0 else None
         model = self.build_model(architecture)
         if self.preset.stem_whitening:  # fit the whitened stem to the data
             adapt_fast_net(model, _first_images(X_train))
@@ -326,7 +354,9 @@ class ProductionModelBuilder:
                 plot=_plot_training_curves)
         return model, history
 
-    def predict(self, model, x, batch_size=256, tta=False):
+    def predict(self, model: keras.Model, x: npt.ArrayLike,
+                batch_size: int = 256,
+                tta: bool | str = False) -> npt.NDArray[np.float32]:
         """Class probabilities, optionally averaged over test-time views.
 
         Args:
@@ -338,7 +368,9 @@ class ProductionModelBuilder:
         """
         return predict_probabilities(model, x, batch_size=batch_size, tta=tta)
 
-    def evaluate(self, model, x, y, batch_size=256, tta=False):
+    def evaluate(self, model: keras.Model, x: np.ndarray, y: np.ndarray,
+                 batch_size: int = 256,
+                 tta: bool | str = False) -> dict[str, float]:
         """Accuracy (and loss) on `(x, y)`, optionally with test-time views.
 
         Delegates to `training.evaluation.evaluate_model`, which
@@ -350,7 +382,9 @@ class ProductionModelBuilder:
         return evaluate_model(model, x, y, batch_size=batch_size, tta=tta)
 
 
-def _check_image_shape(name, x, input_shape):
+def _check_image_shape(name: str,
+                       x: npt.ArrayLike | tf.data.Dataset | None,
+                       input_shape: Sequence[int]) -> None:
     """Refuses image arrays whose images are not `input_shape`."""
     if x is None or isinstance(x, tf.data.Dataset):
         return
@@ -361,21 +395,23 @@ def _check_image_shape(name, x, input_shape):
                       " (the builder's input_shape)")
 
 
-def _count_images(x):
+def _count_images(x: object) -> int | None:
     """The number of training images, or None for a dataset."""
     if isinstance(x, tf.data.Dataset) or not hasattr(x, "__len__"):
         return None
     return len(x)
 
 
-def _plot_training_curves(history, path):
+def _plot_training_curves(history: Mapping[str, Sequence[float]],
+                          path: StrPath) -> None:
     """The run folder's training-curve PNG (analysis draws, training calls)."""
     from keras_regkit.analysis.plots import plot_training_diagnostics
 
     plot_training_diagnostics(history, path)
 
 
-def _first_images(x, count=5000):
+def _first_images(x: np.ndarray | tf.data.Dataset,
+                  count: int = 5000) -> np.ndarray:
     """Up to `count` training images, from arrays or an (image, label) set."""
     if not isinstance(x, tf.data.Dataset):
         return np.asarray(x[:count])

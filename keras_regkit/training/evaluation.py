@@ -6,14 +6,25 @@ predictions are optionally averaged over test-time views (`tta.py`), and
 the loss is the cross-entropy of those averaged probabilities.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import numpy as np
+import numpy.typing as npt
 
 from keras_regkit._images import to_float_images
 from keras_regkit._validation import invalid
 from keras_regkit.training.tta import tta_predict
 
+if TYPE_CHECKING:
+    import keras
 
-def predict_probabilities(model, x, batch_size=256, tta=False):
+
+def predict_probabilities(
+    model: keras.Model, x: npt.ArrayLike, batch_size: int = 256,
+    tta: bool | str = False,
+) -> npt.NDArray[np.float32]:
     """Class probabilities, optionally averaged over test-time views.
 
     Args:
@@ -30,7 +41,9 @@ def predict_probabilities(model, x, batch_size=256, tta=False):
                        tta=tta)
 
 
-def evaluate_model(model, x, y, batch_size=256, tta=False):
+def evaluate_model(model: keras.Model, x: np.ndarray, y: np.ndarray,
+                   batch_size: int = 256,
+                   tta: bool | str = False) -> dict[str, float]:
     """Accuracy and loss of `model` on `(x, y)`, optionally with TTA.
 
     Args:

@@ -5,8 +5,12 @@ many times slower than float32, so `"auto"` picks bfloat16 only where the CPU
 has AVX512_BF16 or AMX (or a GPU is present) and says which it chose.
 """
 
+from __future__ import annotations
+
 import contextlib
 import logging
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import keras
@@ -17,20 +21,21 @@ from keras_regkit._validation import check_choice
 _log = logging.getLogger("keras_regkit")
 
 
-def cpu_has_native_bf16(cpuinfo_path="/proc/cpuinfo"):
+def cpu_has_native_bf16(
+        cpuinfo_path: os.PathLike[str] | str = "/proc/cpuinfo") -> bool:
     """Whether the CPU advertises AVX512_BF16 or AMX-BF16 instructions."""
     try:
         text = Path(cpuinfo_path).read_text()
     except OSError:
         return False
-    flags = set()
+    flags: set[str] = set()
     for line in text.splitlines():
         if line.startswith("flags"):
             flags.update(line.split(":", 1)[-1].split())
     return bool(flags & {"avx512_bf16", "amx_bf16"})
 
 
-def _has_gpu():
+def _has_gpu() -> bool:
     try:
         import tensorflow as tf
 
@@ -48,11 +53,11 @@ class Precision:
         reason: why `"auto"` chose it (empty otherwise).
     """
 
-    def __init__(self, name, requested, reason=""):
+    def __init__(self, name: str, requested: str, reason: str = "") -> None:
         self.name, self.requested, self.reason = name, requested, reason
 
     @contextlib.contextmanager
-    def policy_scope(self):
+    def policy_scope(self) -> Iterator[None]:
         """Sets the global Keras dtype policy while a model is built."""
         previous = keras.config.dtype_policy()
         keras.config.set_dtype_policy(self.name)
@@ -61,11 +66,11 @@ class Precision:
         finally:
             keras.config.set_dtype_policy(previous)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"Precision({self.name!r}, requested={self.requested!r})"
 
 
-def resolve_precision(precision):
+def resolve_precision(precision: str | Precision) -> Precision:
     """Resolves a precision name (see `PRECISIONS`) to a `Precision`."""
     if isinstance(precision, Precision):
         return precision

@@ -11,6 +11,8 @@ with `keras_regkit.data.ArrayLoader`:
     model.fit(loader, epochs=preset.epochs, callbacks=trick_callbacks(preset))
 """
 
+from __future__ import annotations
+
 import keras
 
 from keras_regkit.callbacks.lookahead import Lookahead
@@ -20,6 +22,7 @@ from keras_regkit.metrics import TopKAccuracy
 from keras_regkit._validation import check_choice
 from keras_regkit._validation import check_int
 from keras_regkit._validation import invalid
+from keras_regkit.models.presets import PresetLike
 from keras_regkit.models.presets import get_preset
 from keras_regkit.optimizers import LookaheadOptimizer
 from keras_regkit.optimizers import MuonSGD
@@ -36,7 +39,10 @@ MUON_LEARNING_RATE = 0.24
 MUON_MOMENTUM = 0.6
 
 
-def make_optimizer(preset, learning_rate):
+def make_optimizer(
+    preset: PresetLike,
+    learning_rate: float | keras.optimizers.schedules.LearningRateSchedule,
+) -> keras.optimizers.Optimizer:
     """The preset's optimizer: SGD, SGD with Muon filters, or AdamW.
 
     Biases and batch-norm parameters are excluded from weight decay.
@@ -71,9 +77,12 @@ def make_optimizer(preset, learning_rate):
     return opt
 
 
-def compile_for_preset(model, preset, num_classes, learning_rate=None,
-                       steps_per_epoch=None, epochs=None, jit_compile="auto",
-                       steps_per_execution=1, lookahead="callback"):
+def compile_for_preset(
+    model: keras.Model, preset: PresetLike, num_classes: int,
+    learning_rate: float | None = None, steps_per_epoch: int | None = None,
+    epochs: int | None = None, jit_compile: bool | str = "auto",
+    steps_per_execution: int = 1, lookahead: str = "callback",
+) -> keras.Model:
     """Compiles `model` with the preset's loss, optimizer and metrics.
 
     Args:
@@ -125,7 +134,8 @@ def compile_for_preset(model, preset, num_classes, learning_rate=None,
     return model
 
 
-def trick_callbacks(preset, lookahead="callback"):
+def trick_callbacks(preset: PresetLike,
+                    lookahead: str = "callback") -> list[keras.callbacks.Callback]:
     """The callbacks a preset's training tricks need (maybe none).
 
     `Lookahead` when `preset.lookahead` and `lookahead="callback"` (with
@@ -134,7 +144,7 @@ def trick_callbacks(preset, lookahead="callback"):
     """
     preset = get_preset(preset)
     lookahead = check_choice("lookahead", lookahead, LOOKAHEAD_PLACES)
-    callbacks = []
+    callbacks: list[keras.callbacks.Callback] = []
     if preset.lookahead and lookahead == "callback":
         callbacks.append(Lookahead())
     if preset.stem_whitening:

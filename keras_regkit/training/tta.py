@@ -1,14 +1,17 @@
 """Test-time augmentation: average predictions over flipped/shifted views."""
 
+from __future__ import annotations
+
 import keras
 import numpy as np
+import numpy.typing as npt
 
 from keras_regkit._choices import TTA_MODES
 from keras_regkit._validation import invalid
 
 
 
-def _shift(x, dy, dx):
+def _shift(x: np.ndarray, dy: int, dx: int) -> np.ndarray:
     """Shifts a batch of NHWC images by (dy, dx) pixels with edge padding."""
     pad = max(abs(dy), abs(dx))
     padded = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="edge")
@@ -16,7 +19,7 @@ def _shift(x, dy, dx):
     return padded[:, pad - dy:pad - dy + h, pad - dx:pad - dx + w]
 
 
-def tta_views(x, tta):
+def tta_views(x: np.ndarray, tta: bool | str) -> list[np.ndarray]:
     """The views of a batch that test-time augmentation averages over.
 
     Args:
@@ -37,12 +40,14 @@ def tta_views(x, tta):
     return views
 
 
-def tta_predict(model, x, batch_size=256, tta=True):
+def tta_predict(model: keras.Model, x: npt.ArrayLike, batch_size: int = 256,
+                tta: bool | str = True) -> npt.NDArray[np.float32]:
     """Mean class probabilities of `model` over the TTA views of `x`."""
     views = tta_views(np.asarray(x), tta)
-    total = None
+    total: np.ndarray | None = None
     for view in views:
         probs = model.predict(view, batch_size=batch_size, verbose=0)
         probs = keras.ops.convert_to_numpy(probs).astype("float64")
         total = probs if total is None else total + probs
+    assert total is not None  # `views` always holds `x` itself
     return (total / len(views)).astype("float32")

@@ -15,18 +15,29 @@ interrupted run resume. Every file is written atomically
   `summary.json`, the mark of a finished run, then the backup goes.
 """
 
+from __future__ import annotations
+
+import importlib
 import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from keras_regkit._atomic import atomic_path
 from keras_regkit._atomic import atomic_write_json
 from keras_regkit._atomic import remove_temp_files
+from keras_regkit._typing import StrPath
 from keras_regkit.callbacks.best_model_checkpoint import BestModelCheckpoint
 from keras_regkit.callbacks.history_recorder import HistoryRecorder
 from keras_regkit.callbacks.history_recorder import read_history_csv
 from keras_regkit.callbacks.nan_guard import NaNGuard
 from keras_regkit.callbacks.run_backup import RunBackup
 from keras_regkit.callbacks.run_backup import remove_backup
+
+if TYPE_CHECKING:
+    import keras
+
+    from keras_regkit.models.presets import CapacityPreset
 
 CONFIG = "config.yaml"
 HISTORY = "history.csv"
@@ -44,10 +55,11 @@ RUN_FILES = (HISTORY, SUMMARY, BEST_MODEL, BEST_SCORE, FINAL_MODEL, CONFIG,
              CURVES, DETECTOR_STATE)
 
 
-def tensorboard_available():
+def tensorboard_available() -> bool:
     """Whether TensorBoard logs can be written; warns when not."""
     try:
-        import tensorboard  # noqa: F401
+        # By name: the package ships no type information to check.
+        importlib.import_module("tensorboard")
     except ImportError:
         warnings.warn("The `tensorboard` package is not installed: no "
                       "TensorBoard logs are written (pip install "
@@ -56,7 +68,7 @@ def tensorboard_available():
     return True
 
 
-def _file(name):
+def _file(name: str) -> property:
     """A read-only property: the path of `name` inside the run folder."""
     return property(lambda self: self.path / name,
                     doc=f"The path of `{name}` in the run folder.")
@@ -81,10 +93,10 @@ class RunFolder:
     ```
     """
 
-    def __init__(self, path):
+    def __init__(self, path: StrPath) -> None:
         self.path = Path(path)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"RunFolder({str(self.path)!r})"
 
     # File names: `folder.history_csv` is `folder.path / "history.csv"`.
@@ -98,17 +110,17 @@ class RunFolder:
     backup_dir = _file(BACKUP)
     log_dir = _file(LOGS)
 
-    def existing_files(self):
+    def existing_files(self) -> list[str]:
         """The names of `RUN_FILES` present in the folder."""
         return [name for name in RUN_FILES if (self.path / name).exists()]
 
-    def is_finished(self):
+    def is_finished(self) -> bool:
         """Whether the folder holds a finished run (its `summary.json`)."""
         return self.summary.exists()
 
     # Before the run.
 
-    def prepare(self, preset, overwrite=False):
+    def prepare(self, preset: CapacityPreset, overwrite: bool = False) -> None:
         """Checks the folder before training and cleans killed writes.
 
         A folder with `summary.json` holds a finished run: refused unless
@@ -128,7 +140,8 @@ class RunFolder:
             self._check_config(preset)
         remove_temp_files(self.path, RUN_FILES)
 
-    def _replace_finished(self, existing, overwrite):
+    def _replace_finished(self, existing: Sequence[str],
+                          overwrite: bool) -> None:
         if not overwrite:
             raise FileExistsError(
                 f"Run folder {self.path} already holds a finished run "
@@ -138,7 +151,7 @@ class RunFolder:
             (self.path / name).unlink()
         remove_backup(self.backup_dir)
 
-    def _check_config(self, preset):
+    def _check_config(self, preset: CapacityPreset) -> None:
         if not self.config.exists():
             return
         saved = type(preset).from_yaml(self.config).to_dict()
@@ -152,14 +165,17 @@ class RunFolder:
                     for k in changed)
                 + ". Use the same flags, or another run_dir (--out).")
 
-    def write_config(self, preset):
+    def write_config(self, preset: CapacityPreset) -> Path:
         """Writes the resolved `preset` to `config.yaml` (atomically)."""
         self.path.mkdir(parents=True, exist_ok=True)
         return preset.to_yaml(self.config)
 
     # During the run.
 
-    def callbacks(self, monitor="val_accuracy", stateful=()):
+    def callbacks(
+        self, monitor: str = "val_accuracy",
+        stateful: Sequence[keras.callbacks.Callback] = (),
+    ) -> list[keras.callbacks.Callback]:
         """The folder's record and backup callbacks, backup last.
 
         Args:
@@ -175,7 +191,9 @@ class RunFolder:
                 RunBackup(self.backup_dir, stateful)]
 
     @staticmethod
-    def commit_order(callbacks):
+    def commit_order(
+        callbacks: Iterable[keras.callbacks.Callback],
+    ) -> list[keras.callbacks.Callback]:
         """`callbacks` in the order a run folder needs at each epoch end.
 
         `NaNGuard`s first (a non-finite epoch stops before anything records
@@ -190,16 +208,20 @@ class RunFolder:
 
     # After the run.
 
-    def read_history(self):
+    def read_history(self) -> dict[str, list[float]]:
         """`history.csv` as a Keras-History-style dict of lists."""
         rows = read_history_csv(self.history_csv)
-        keys = []
+        keys: list[str] = []
         for row in rows:
             keys.extend(k for k in row if k not in keys and k != "epoch")
         return {k: [r.get(k, float("nan")) for r in rows] for k in keys}
 
-    def finish(self, model, history, wall_time_s, n_images=None, info=None,
-               plot=None):
+    def finish(
+        self, model: keras.Model, history: keras.callbacks.History,
+        wall_time_s: float, n_images: int | None = None,
+        info: Mapping[str, Any] | None = None,
+        plot: Callable[[dict[str, list[float]], Path], object] | None = None,
+    ) -> dict[str, Any]:
         """Writes a finished run's files; `summary.json` last marks it done.
 
         `history.history` receives every epoch of the folder (a resumed
@@ -245,7 +267,8 @@ class RunFolder:
         return summary
 
 
-def run_summary(history, epochs_this_run):
+def run_summary(history: Mapping[str, Sequence[float]],
+                epochs_this_run: int) -> dict[str, Any]:
     """The epochs and metrics part of `summary.json`.
 
     Args:
@@ -256,7 +279,7 @@ def run_summary(history, epochs_this_run):
         `epochs_recorded`, `epochs_this_run`, `final` (each metric's last
         value) and `best_val_accuracy` / `best_val_loss` with their epochs.
     """
-    summary = {
+    summary: dict[str, Any] = {
         "epochs_recorded": len(next(iter(history.values()), [])),
         "epochs_this_run": epochs_this_run,
         "final": {k: v[-1] for k, v in history.items() if v},
