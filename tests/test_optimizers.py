@@ -131,6 +131,18 @@ def test_invalid_arguments(kwargs, name):
         LookaheadOptimizer(**kwargs)
 
 
+def test_apply_before_build_without_variables_says_what_to_do():
+    optimizer = _lookahead()
+    grads = [keras.ops.ones((2,))]
+    with pytest.raises(TypeError, match=r"needs `trainable_variables`.*"
+                       r"optimizer\.build\(trainable_variables\)"):
+        optimizer.apply(grads)
+    variable = keras.Variable(np.zeros(2, "float32"))
+    optimizer.apply(grads, [variable])  # the documented way works
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(variable),
+                               [-0.1, -0.1], rtol=RTOL)
+
+
 # MuonSGD ---------------------------------------------------------------
 
 
