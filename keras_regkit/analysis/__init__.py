@@ -8,6 +8,7 @@ use.
 """
 
 import importlib
+from typing import Any
 
 from keras_regkit.analysis.calibration import ExpectedCalibrationError
 from keras_regkit.analysis.calibration import calibration_bins
@@ -39,7 +40,7 @@ _MOVED = {
     "add_diagnose_parser": "keras_regkit.cli.diagnose:add_parser",
 }
 
-__all__ = sorted([
+__all__ = [
     "ExpectedCalibrationError",
     "VERDICTS",
     "calculate_dropout_rate",
@@ -56,10 +57,12 @@ __all__ = sorted([
     "quick_regularization_advice",
     "regularization_diagnosis",
     "weight_statistics",
-] + list(_MOVED))
+]
+__all__ += list(_MOVED)
+__all__.sort()
 
 
-def __getattr__(name):
+def __getattr__(name: str) -> Any:
     target = _MOVED.get(name)
     if target is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
@@ -69,5 +72,5 @@ def __getattr__(name):
     return value
 
 
-def __dir__():
+def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_MOVED))

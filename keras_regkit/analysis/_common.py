@@ -1,13 +1,23 @@
 """Small helpers shared by the analysis modules (NumPy in, NumPy out)."""
 
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
+import numpy.typing as npt
 
 from keras_regkit._validation import invalid
+
+if TYPE_CHECKING:
+    import keras
 
 _EPS = 1e-7
 
 
-def integer_labels(y, num_classes=None):
+def integer_labels(y: npt.ArrayLike | None,
+                   num_classes: int | None = None) -> npt.NDArray[np.int64]:
     """Returns integer class labels from integer or one-hot (soft) labels.
 
     Args:
@@ -17,7 +27,7 @@ def integer_labels(y, num_classes=None):
             `(N, 1)` integer columns from one-hot rows. Defaults to `None`.
 
     Returns:
-        An int64 array of shape `(N,)`.
+        An int64 array of shape `(N,)`. Missing labels (`None`) raise.
     """
     y = np.asarray(y)
     if y.ndim == 2 and y.shape[1] > 1 and (
@@ -32,7 +42,7 @@ def integer_labels(y, num_classes=None):
     return y.astype("int64")
 
 
-def as_probabilities(outputs):
+def as_probabilities(outputs: npt.ArrayLike) -> npt.NDArray[np.float64]:
     """Returns class probabilities, applying softmax to logits.
 
     Outputs that are already probability rows (all in [0, 1], rows summing
@@ -51,13 +61,16 @@ def as_probabilities(outputs):
     return exp / exp.sum(axis=1, keepdims=True)
 
 
-def _batches(data):
+def _batches(data: Iterable[Any]) -> Iterator[Any]:
     if hasattr(data, "as_numpy_iterator"):  # a tf.data.Dataset
         return data.as_numpy_iterator()
     return iter(data)
 
 
-def predict_with_labels(model, x, y=None, batch_size=256):
+def predict_with_labels(
+    model: keras.Model, x: np.ndarray | Iterable[Any],
+    y: npt.ArrayLike | None = None, batch_size: int = 256,
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
     """Predicts in inference mode and returns `(probabilities, int labels)`.
 
     Args:
@@ -68,12 +81,13 @@ def predict_with_labels(model, x, y=None, batch_size=256):
         batch_size: prediction batch size for arrays. Defaults to `256`.
     """
     if y is not None:
-        probs = as_probabilities(model.predict(x, batch_size=batch_size,
-                                               verbose=0))
-        return probs, integer_labels(y, probs.shape[1])
+        predicted = as_probabilities(model.predict(x, batch_size=batch_size,
+                                                   verbose=0))
+        return predicted, integer_labels(y, predicted.shape[1])
     if isinstance(x, np.ndarray):
         raise invalid("y", None, "labels when x is an array")
-    probs, labels = [], []
+    probs: list[npt.NDArray[np.float64]] = []
+    labels: list[npt.NDArray[np.int64]] = []
     for batch in _batches(x):
         if not isinstance(batch, (tuple, list)) or len(batch) < 2:
             raise invalid("x", type(x).__name__,
@@ -87,7 +101,8 @@ def predict_with_labels(model, x, y=None, batch_size=256):
     return np.concatenate(probs), np.concatenate(labels)
 
 
-def loss_and_accuracy(probs, labels):
+def loss_and_accuracy(probs: np.ndarray,
+                      labels: np.ndarray) -> tuple[float, float]:
     """Mean cross-entropy (no smoothing) and accuracy of probability rows."""
     picked = probs[np.arange(len(labels)), labels]
     loss = float(-np.log(np.clip(picked, _EPS, 1.0)).mean())

@@ -6,9 +6,14 @@ The expected calibration error itself (`expected_calibration_error`, the
 for loading saved models; it is re-exported here.
 """
 
-import numpy as np
-from keras import ops
+from __future__ import annotations
 
+import numpy as np
+import numpy.typing as npt
+from keras import ops
+from matplotlib.figure import Figure
+
+from keras_regkit._typing import StrPath
 from keras_regkit._validation import check_int
 from keras_regkit.analysis.plots import new_figure, save_figure
 from keras_regkit.metrics import ExpectedCalibrationError  # noqa: F401
@@ -16,8 +21,9 @@ from keras_regkit.metrics import calibration_bins
 from keras_regkit.metrics import expected_calibration_error
 
 
-def plot_reliability_diagram(y_true, probs, n_bins=15, path=None,
-                             title=None):
+def plot_reliability_diagram(y_true: npt.ArrayLike, probs: npt.ArrayLike,
+                             n_bins: int = 15, path: StrPath | None = None,
+                             title: str | None = None) -> Figure:
     """Reliability diagram: accuracy against confidence per bin.
 
     Bars show each bin's accuracy, the diagonal is perfect calibration,

@@ -6,8 +6,14 @@ the train/validation gaps and the weight statistics),
 `calculate_dropout_rate` (a starting dropout rate from layer and data size).
 """
 
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
 import keras
 import numpy as np
+import numpy.typing as npt
 
 from keras_regkit._validation import check_float, check_int
 from keras_regkit._walk import walk_layers
@@ -50,8 +56,11 @@ _TITLES = {
 }
 
 
-def weight_statistics(model, zero_tol=1e-6):
-    """The reference recipe's weight statistics over each layer's first trainable weight.
+def weight_statistics(model: keras.Model,
+                      zero_tol: float = 1e-6) -> dict[str, float]:
+    """The reference recipe's weight statistics (first trainable weights).
+
+    Each layer counts with its first trainable weight.
 
     Args:
         model: a Keras model (nested models are walked).
@@ -62,7 +71,7 @@ def weight_statistics(model, zero_tol=1e-6):
         A dict with `weight_mean` and `weight_std` (of |w|) and
         `zero_fraction` (the fraction with |w| < `zero_tol`).
     """
-    arrays = []
+    arrays: list[np.ndarray] = []
     for layer in walk_layers(model, wrapped=False, containers=False):
         # The first trainable weight (the reference recipe's "first weight array"), so
         # state such as an MC-dropout switch or a seed never counts.
@@ -80,9 +89,10 @@ def weight_statistics(model, zero_tol=1e-6):
     }
 
 
-def diagnosis_verdict(acc_gap, val_acc, zero_fraction, severe_gap=0.15,
-                      overfit_gap=0.08, underfit_gap=0.02, underfit_acc=0.75,
-                      zero_fraction_threshold=0.5):
+def diagnosis_verdict(acc_gap: float, val_acc: float, zero_fraction: float,
+                      severe_gap: float = 0.15, overfit_gap: float = 0.08,
+                      underfit_gap: float = 0.02, underfit_acc: float = 0.75,
+                      zero_fraction_threshold: float = 0.5) -> str:
     """The reference recipe's decision rule; the first matching verdict wins."""
     if acc_gap > severe_gap:
         return "severe_overfitting"
@@ -95,11 +105,16 @@ def diagnosis_verdict(acc_gap, val_acc, zero_fraction, severe_gap=0.15,
     return "good"
 
 
-def regularization_diagnosis(model, X_train, y_train=None, X_val=None,
-                             y_val=None, verbose=True, batch_size=256,
-                             severe_gap=0.15, overfit_gap=0.08,
-                             underfit_gap=0.02, underfit_acc=0.75,
-                             zero_fraction_threshold=0.5, zero_tol=1e-6):
+def regularization_diagnosis(
+    model: keras.Model, X_train: np.ndarray | Iterable[Any],
+    y_train: npt.ArrayLike | None = None,
+    X_val: np.ndarray | Iterable[Any] | None = None,
+    y_val: npt.ArrayLike | None = None, verbose: bool = True,
+    batch_size: int = 256, severe_gap: float = 0.15,
+    overfit_gap: float = 0.08, underfit_gap: float = 0.02,
+    underfit_acc: float = 0.75, zero_fraction_threshold: float = 0.5,
+    zero_tol: float = 1e-6,
+) -> dict[str, Any]:
     """Diagnoses over- or under-regularization of a trained classifier.
 
     Both sets are predicted in inference mode (dropout off, batch norm on
@@ -181,7 +196,7 @@ def regularization_diagnosis(model, X_train, y_train=None, X_val=None,
         *predict_with_labels(model, X_train, y_train, batch_size))
     val_loss, val_acc = loss_and_accuracy(
         *predict_with_labels(model, X_val, y_val, batch_size))
-    report = {
+    report: dict[str, Any] = {
         "train_loss": train_loss,
         "val_loss": val_loss,
         "train_acc": train_acc,
@@ -200,7 +215,7 @@ def regularization_diagnosis(model, X_train, y_train=None, X_val=None,
     return report
 
 
-def _check_lengths(x_name, x, y_name, y):
+def _check_lengths(x_name: str, x: object, y_name: str, y: object) -> None:
     """Refuses arrays of images and labels of different lengths."""
     if y is None or not hasattr(x, "__len__") or not hasattr(y, "__len__"):
         return
@@ -211,7 +226,7 @@ def _check_lengths(x_name, x, y_name, y):
             f"{len(y)} labels")
 
 
-def format_diagnosis(report):
+def format_diagnosis(report: Mapping[str, Any]) -> str:
     """The printable text of a `regularization_diagnosis` report."""
     lines = [
         "Regularization diagnosis",
@@ -230,7 +245,8 @@ def format_diagnosis(report):
     return "\n".join(lines)
 
 
-def quick_regularization_advice(train_acc, val_acc, train_loss, val_loss):
+def quick_regularization_advice(train_acc: float, val_acc: float,
+                                train_loss: float, val_loss: float) -> str:
     """The reference recipe's decision tree from final accuracies and losses.
 
     First match wins: accuracy gap > 0.15 or loss gap > 0.5 "SEVERE
@@ -275,7 +291,7 @@ def quick_regularization_advice(train_acc, val_acc, train_loss, val_loss):
             "curves.")
 
 
-def calculate_dropout_rate(layer_size, dataset_size):
+def calculate_dropout_rate(layer_size: int, dataset_size: int) -> float:
     """The reference recipe's starting dropout rate for a layer.
 
     Starts at 0.5; times 0.6 for a layer under 128 units, times 1.2 over

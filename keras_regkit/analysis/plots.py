@@ -5,12 +5,24 @@ renders them with Agg, nothing opens a window, the global matplotlib
 backend is left alone, and a figure is freed when no longer referenced.
 """
 
+from __future__ import annotations
+
 import math
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from keras_regkit._atomic import atomic_write
+from keras_regkit._typing import StrPath
+
+if TYPE_CHECKING:
+    import keras
+
+# A Keras History, or its `history` dict: per-epoch lists by metric name.
+HistoryLike: TypeAlias = (
+    "keras.callbacks.History | Mapping[str, Sequence[float]]")
 
 # The reference recipe's dictionaries use train_loss / train_acc; Keras uses loss /
 # accuracy. Each metric lists the keys accepted for it, preferred first.
@@ -24,18 +36,18 @@ _KEYS = {
 }
 
 
-def new_figure(figsize, dpi=100):
+def new_figure(figsize: tuple[float, float], dpi: float = 100) -> Figure:
     """A Figure outside pyplot: no window, freed when no longer referenced."""
     return Figure(figsize=figsize, dpi=dpi)
 
 
-def save_figure(fig, path):
+def save_figure(fig: Figure, path: StrPath) -> StrPath:
     """Writes `fig` as a PNG of exactly figsize x dpi pixels, atomically."""
     atomic_write(path, lambda f: fig.savefig(f, format="png"))
     return path
 
 
-def history_dict(history):
+def history_dict(history: HistoryLike) -> dict[str, Any]:
     """Returns the metrics dict of a Keras History or a plain mapping."""
     data = getattr(history, "history", history)
     if not isinstance(data, dict):
@@ -46,15 +58,20 @@ def history_dict(history):
     return data
 
 
-def _pick(data, name):
+def _pick(data: Mapping[str, Sequence[float]],
+          name: str) -> list[float] | None:
     for key in _KEYS[name]:
         if data.get(key):
             return list(data[key])
     return None
 
 
-def fit_verdict(train_acc, val_acc, gap_threshold=0.1, underfit_acc=0.7):
-    """The reference recipe's reading of final accuracies: overfitting/underfitting/good."""
+def fit_verdict(train_acc: float, val_acc: float, gap_threshold: float = 0.1,
+                underfit_acc: float = 0.7) -> str:
+    """The reference recipe's reading of final accuracies.
+
+    One of "overfitting", "underfitting" or "good fit".
+    """
     gap = train_acc - val_acc
     if gap > gap_threshold:
         return "overfitting"
@@ -63,7 +80,10 @@ def fit_verdict(train_acc, val_acc, gap_threshold=0.1, underfit_acc=0.7):
     return "good fit"
 
 
-def plot_training_diagnostics(history, path=None, title=None, verbose=False):
+def plot_training_diagnostics(history: HistoryLike,
+                              path: StrPath | None = None,
+                              title: str | None = None,
+                              verbose: bool = False) -> Figure:
     """Loss and accuracy curves side by side, final validation loss marked.
 
     Args:
@@ -118,7 +138,9 @@ def plot_training_diagnostics(history, path=None, title=None, verbose=False):
     return fig
 
 
-def plot_validation_curves(histories, path=None, title=None):
+def plot_validation_curves(histories: Mapping[str, HistoryLike],
+                           path: StrPath | None = None,
+                           title: str | None = None) -> Figure:
     """Validation accuracy and loss of several runs on one figure.
 
     Args:

@@ -9,15 +9,26 @@ called in inference mode. The `n_iter` passes are one vectorized `predict`
 over the inputs repeated along the batch axis.
 """
 
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeAlias
+
 import keras
 import numpy as np
+import numpy.typing as npt
 
+from keras_regkit._typing import Shape, Tensor
 from keras_regkit._validation import check_float, check_int, check_seed
 from keras_regkit._validation import invalid
 from keras_regkit._walk import walk_layers
 
+# A model's inputs: an array, or a list or dict of arrays for several inputs.
+Inputs: TypeAlias = (
+    np.ndarray | Sequence[np.ndarray] | Mapping[str, np.ndarray])
 
-def dropout_layer_types():
+
+def dropout_layer_types() -> tuple[type[keras.layers.Layer], ...]:
     """The layer classes sampled by `mc_dropout_prediction`.
 
     Keras's `Dropout` (and so `SpatialDropout1D/2D/3D` and keras_regkit's
@@ -35,18 +46,18 @@ def dropout_layer_types():
 class _AlwaysSample(keras.layers.Layer):
     """Calls a dropout layer in training mode whatever the outer mode."""
 
-    def __init__(self, inner, **kwargs):
+    def __init__(self, inner: keras.layers.Layer, **kwargs: Any) -> None:
         super().__init__(name=f"{inner.name}_mc", **kwargs)
         self.inner = inner
 
-    def call(self, inputs):
+    def call(self, inputs: Tensor) -> Tensor:
         return self.inner(inputs, training=True)
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
         return self.inner.compute_output_shape(input_shape)
 
 
-def _sampler(layer, seed):
+def _sampler(layer: keras.layers.Layer, seed: int | None) -> _AlwaysSample:
     """An always-on copy of `layer` (shared when it holds weights)."""
     if layer.weights:  # e.g. ConcreteDropout: its rate and kernel are weights
         return _AlwaysSample(layer)
@@ -56,12 +67,15 @@ def _sampler(layer, seed):
     return _AlwaysSample(type(layer).from_config(config))
 
 
-def _shares_mask_across_batch(layer):
+def _shares_mask_across_batch(layer: keras.layers.Layer) -> bool:
     shape = getattr(layer, "noise_shape", None)
     return shape is not None and len(shape) > 0 and shape[0] is not None
 
 
-def mc_sampling_model(model, seed=None, layer_types=None):
+def mc_sampling_model(
+    model: keras.Model, seed: int | None = None,
+    layer_types: Sequence[type[keras.layers.Layer]] | None = None,
+) -> tuple[keras.Model, bool]:
     """Returns `(clone, vectorizable)`: `model` with dropout always on.
 
     Every dropout layer is replaced by an always-sampling copy (same
@@ -82,9 +96,10 @@ def mc_sampling_model(model, seed=None, layer_types=None):
             (`dropout_layer_types()`).
     """
     types = tuple(layer_types or dropout_layer_types())
-    found, vectorizable = [], [True]
+    found: list[keras.layers.Layer] = []
+    vectorizable = [True]
 
-    def clone_function(layer):
+    def clone_function(layer: keras.layers.Layer) -> keras.layers.Layer:
         if not isinstance(layer, types):
             return layer
         if _shares_mask_across_batch(layer):
@@ -129,23 +144,26 @@ class _RepeatedBatches(keras.utils.PyDataset):
     whole, only one batch at a time.
     """
 
-    def __init__(self, x, n_iter, batch_size):
+    def __init__(self, x: Inputs, n_iter: int, batch_size: int) -> None:
         super().__init__()
         self.x, self.n_iter, self.batch_size = x, n_iter, batch_size
         self.rows = len(keras.tree.flatten(x)[0]) * n_iter
 
-    def __len__(self):
+    def __len__(self) -> int:
         return -(-self.rows // self.batch_size)
 
-    def __getitem__(self, index):
+    def __getitem__(self, index: int) -> tuple[Inputs]:
         start = index * self.batch_size
         stop = min(start + self.batch_size, self.rows)
         samples = np.arange(start, stop) // self.n_iter
         return (keras.tree.map_structure(lambda a: a[samples], self.x),)
 
 
-def mc_dropout_prediction(model, x, n_iter=100, batch_size=None, seed=None,
-                          layer_types=None):
+def mc_dropout_prediction(
+    model: keras.Model, x: Inputs, n_iter: int = 100,
+    batch_size: int | None = None, seed: int | None = None,
+    layer_types: Sequence[type[keras.layers.Layer]] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Monte Carlo dropout predictions with only dropout layers sampling.
 
     Args:
@@ -209,18 +227,20 @@ def mc_dropout_prediction(model, x, n_iter=100, batch_size=None, seed=None,
     return samples.mean(axis=0), samples.std(axis=0), samples
 
 
-def _check_single_output(out):
+def _check_single_output(out: object) -> None:
     if isinstance(out, (list, tuple, dict)):
         raise invalid("model", f"{len(out)} outputs", "a single output")
 
 
-def predictive_entropy(mean_probs, eps=1e-12):
+def predictive_entropy(mean_probs: npt.ArrayLike,
+                       eps: float = 1e-12) -> npt.NDArray[np.float64]:
     """Entropy (nats) of the mean predictive distribution, per sample."""
     p = np.asarray(mean_probs, dtype="float64")
     return -(p * np.log(np.clip(p, eps, 1.0))).sum(axis=-1)
 
 
-def mutual_information(predictions, eps=1e-12):
+def mutual_information(predictions: npt.ArrayLike,
+                       eps: float = 1e-12) -> npt.NDArray[np.float64]:
     """BALD mutual information between prediction and weights, per sample.
 
     The predictive entropy minus the mean entropy of the single passes:
@@ -240,8 +260,11 @@ def mutual_information(predictions, eps=1e-12):
     return np.maximum(total - expected, 0.0)
 
 
-def classify_with_uncertainty(model, x, n_iter=100, threshold=0.1,
-                              batch_size=None, seed=None):
+def classify_with_uncertainty(
+    model: keras.Model, x: Inputs, n_iter: int = 100,
+    threshold: float = 0.1, batch_size: int | None = None,
+    seed: int | None = None,
+) -> dict[str, np.ndarray]:
     """Classes with Monte Carlo dropout uncertainty, per sample.
 
     Args:

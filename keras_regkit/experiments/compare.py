@@ -7,22 +7,31 @@ data with the same seed, and writes `table.md`, `table.csv` and
 shells over it and over `regularization_diagnosis`.
 """
 
+from __future__ import annotations
+
 import csv
 import io
 import time
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 
 from keras_regkit._atomic import atomic_write_json, atomic_write_text
 from keras_regkit._choices import ABLATION_NAMES
+from keras_regkit._typing import StrPath
 from keras_regkit._validation import check_int, check_seed
 from keras_regkit.analysis._common import integer_labels
 from keras_regkit.analysis.plots import plot_validation_curves
 
+if TYPE_CHECKING:
+    from keras_regkit.models.presets import CapacityPreset, PresetLike
+
 # The preset fields each ablation switches off, keyed (and ordered) by the
 # names in `_choices.ABLATION_NAMES`, which `regkit compare --help` lists.
-_SWITCHED_OFF = {
+_SWITCHED_OFF: dict[str, dict[str, Any]] = {
     "dropout": {"dropout_dense": 0.0, "dropout_conv": 0.0},
     "l2": {"weight_decay": 0.0, "l2": 0.0},
     "augmentation": {"augmentation": "none", "mixup_alpha": 0.0,
@@ -36,7 +45,7 @@ COLUMNS = ("run", "changes", "train_acc", "val_acc", "gap", "val_loss",
            "delta_val_acc", "epochs", "time_s")
 
 
-def parse_ablations(ablate):
+def parse_ablations(ablate: str | Iterable[str]) -> list[str]:
     """Ablation names from a comma-separated string or a list; validated."""
     names = ablate.split(",") if isinstance(ablate, str) else list(ablate)
     names = [str(n).strip() for n in names if str(n).strip()]
@@ -48,14 +57,19 @@ def parse_ablations(ablate):
     return list(dict.fromkeys(names))
 
 
-def _changes(preset, overrides):
+def _changes(preset: CapacityPreset,
+             overrides: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in overrides.items() if getattr(preset, k) != v}
 
 
-def compare_ablations(capacity, ablate, x_train, y_train, x_val, y_val,
-                      epochs=10, seed=0, out_dir=None, batch_size=None,
-                      architecture=None, num_classes=None, save_runs=False,
-                      verbose=0, progress=False):
+def compare_ablations(
+    capacity: PresetLike, ablate: str | Iterable[str], x_train: np.ndarray,
+    y_train: npt.ArrayLike, x_val: np.ndarray, y_val: npt.ArrayLike,
+    epochs: int = 10, seed: int | None = 0, out_dir: StrPath | None = None,
+    batch_size: int | None = None, architecture: str | None = None,
+    num_classes: int | None = None, save_runs: bool = False,
+    verbose: int | str = 0, progress: bool = False,
+) -> dict[str, Any]:
     """Trains a preset and its ablations on the same data and seed.
 
     Ablations: "dropout" (dropout_dense = dropout_conv = 0), "l2"
@@ -106,8 +120,12 @@ def compare_ablations(capacity, ablate, x_train, y_train, x_val, y_val,
                        int(max(integer_labels(y_train).max(),
                                integer_labels(y_val).max())) + 1)
     out_dir = None if out_dir is None else Path(out_dir)
-    runs = [("preset", {})] + [(f"no_{n}", ABLATIONS[n]) for n in names]
-    records, histories, done = [], {}, {}
+    runs: list[tuple[str, Mapping[str, Any]]] = [("preset", {})] + [
+        (f"no_{n}", ABLATIONS[n]) for n in names]
+    records: list[dict[str, Any]] = []
+    histories: dict[str, dict[str, list[float]]] = {}
+    # Each distinct set of changes trains once: its record, by the changes.
+    done: dict[tuple[tuple[str, Any], ...], dict[str, Any]] = {}
     for run, overrides in runs:
         changes = _changes(preset, overrides)
         key = tuple(sorted(changes.items()))
@@ -148,7 +166,7 @@ def compare_ablations(capacity, ablate, x_train, y_train, x_val, y_val,
     for record in records:
         record.pop("_source", None)
     table = markdown_table(records, preset.name, epochs, seed)
-    files = {}
+    files: dict[str, Path] = {}
     if out_dir is not None:
         files = _write(out_dir, records, histories, labels, table,
                        preset.name)
@@ -158,13 +176,14 @@ def compare_ablations(capacity, ablate, x_train, y_train, x_val, y_val,
             "files": files}
 
 
-def _describe(changes):
+def _describe(changes: Mapping[str, Any]) -> str:
     if not changes:
         return "none"
     return ", ".join(f"{k}={v}" for k, v in changes.items())
 
 
-def markdown_table(records, preset_name="", epochs=None, seed=None):
+def markdown_table(records: Sequence[Mapping[str, Any]], preset_name: str = "",
+                   epochs: int | None = None, seed: int | None = None) -> str:
     """The comparison as a Markdown table."""
     lines = [f"Preset `{preset_name}`, {epochs} epoch(s), seed {seed}; "
              "accuracies of the restored model in inference mode.", "",
@@ -180,16 +199,19 @@ def markdown_table(records, preset_name="", epochs=None, seed=None):
     return "\n".join(lines) + "\n"
 
 
-def _distinct(records):
+def _distinct(records: Sequence[Mapping[str, Any]]) -> dict[str, str]:
     """Plot labels: runs that reused another's training share its curve."""
-    labels = {}
+    labels: dict[str, list[str]] = {}
     for r in records:
         source = r.get("_source", r["run"])
         labels.setdefault(source, []).append(r["run"])
     return {source: " = ".join(names) for source, names in labels.items()}
 
 
-def _write(out_dir, records, histories, labels, table, preset_name):
+def _write(out_dir: Path, records: Sequence[Mapping[str, Any]],
+           histories: Mapping[str, Mapping[str, Sequence[float]]],
+           labels: Mapping[str, str], table: str,
+           preset_name: str) -> dict[str, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")

@@ -5,15 +5,27 @@ with the experiments; the plotting helpers they share come from
 `keras_regkit.analysis.plots`.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TypeAlias
+
 import keras
 import numpy as np
+import numpy.typing as npt
+from matplotlib.figure import Figure
 
+from keras_regkit._typing import StrPath
 from keras_regkit._validation import check_float, check_int, check_seed
 from keras_regkit.analysis._common import integer_labels
 from keras_regkit.analysis.plots import fit_verdict, new_figure, save_figure
 
+# A compiled model (cloned for each training) or a function returning a new
+# compiled model.
+ModelSource: TypeAlias = keras.Model | Callable[[], keras.Model]
 
-def _fresh_model(model):
+
+def _fresh_model(model: ModelSource) -> keras.Model:
     if isinstance(model, keras.Model):
         if not model.compiled:
             raise ValueError(
@@ -30,9 +42,13 @@ def _fresh_model(model):
         f"keras.Model or a function returning one. Received: model={model!r}")
 
 
-def learning_curve(model, X, y, X_val=None, y_val=None, train_sizes=None,
-                   n_repeats=3, epochs=10, batch_size=64,
-                   validation_fraction=0.2, seed=None):
+def learning_curve(
+    model: ModelSource, X: npt.ArrayLike, y: npt.ArrayLike,
+    X_val: npt.ArrayLike | None = None, y_val: npt.ArrayLike | None = None,
+    train_sizes: Sequence[float] | None = None, n_repeats: int = 3,
+    epochs: int = 10, batch_size: int = 64,
+    validation_fraction: float = 0.2, seed: int | None = None,
+) -> dict[str, list[float]]:
     """Train and validation accuracy against the training-set size.
 
     For each fraction of the training set, a fresh model (a function's new
@@ -80,11 +96,13 @@ def learning_curve(model, X, y, X_val=None, y_val=None, train_sizes=None,
         X_val, y_val = X[order[:n_val]], y[order[:n_val]]
         X, y = X[order[n_val:]], y[order[n_val:]]
     val_labels = integer_labels(y_val)
-    result = {k: [] for k in ("train_sizes", "train_mean", "train_std",
-                              "val_mean", "val_std")}
+    result: dict[str, list[float]] = {
+        k: [] for k in ("train_sizes", "train_mean", "train_std",
+                        "val_mean", "val_std")}
     for fraction in sizes:
         n = max(1, int(round(len(X) * fraction)))
-        train_scores, val_scores = [], []
+        train_scores: list[float] = []
+        val_scores: list[float] = []
         for _ in range(n_repeats):
             if seed is not None:
                 keras.utils.set_random_seed(int(rng.integers(2**31)))
@@ -104,10 +122,15 @@ def learning_curve(model, X, y, X_val=None, y_val=None, train_sizes=None,
     return result
 
 
-def plot_learning_curves(model, X, y, X_val=None, y_val=None,
-                         train_sizes=None, n_repeats=3, epochs=10,
-                         batch_size=64, validation_fraction=0.2, seed=None,
-                         path=None, title=None, verbose=False):
+def plot_learning_curves(
+    model: ModelSource, X: npt.ArrayLike, y: npt.ArrayLike,
+    X_val: npt.ArrayLike | None = None, y_val: npt.ArrayLike | None = None,
+    train_sizes: Sequence[float] | None = None, n_repeats: int = 3,
+    epochs: int = 10, batch_size: int = 64,
+    validation_fraction: float = 0.2, seed: int | None = None,
+    path: StrPath | None = None, title: str | None = None,
+    verbose: bool = False,
+) -> Figure:
     """Learning curves: accuracy against training-set size, mean +- std.
 
     Trains as `learning_curve` does (arguments are the same) and plots the
@@ -142,7 +165,8 @@ def plot_learning_curves(model, X, y, X_val=None, y_val=None,
     ax.legend()
     ax.set_title(title or "Learning curves")
     fig.tight_layout()
-    fig.learning_curve = curve
+    # An attribute of this figure only (Figure declares no such field).
+    setattr(fig, "learning_curve", curve)
     if verbose:
         train, val = curve["train_mean"][-1], curve["val_mean"][-1]
         print(f"Final train-val accuracy gap: {train - val:.4f} "

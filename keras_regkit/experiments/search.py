@@ -4,11 +4,15 @@ Each rung trains the same small MLP with more regularization; the table
 shows where the train/validation gap closes without losing accuracy.
 """
 
+from __future__ import annotations
+
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import keras
 import numpy as np
+import numpy.typing as npt
 
 from keras_regkit._validation import check_float, check_int, check_seed
 from keras_regkit._validation import check_non_negative, check_rate, invalid
@@ -24,11 +28,12 @@ LADDER = (
 )
 
 
-def _check_configs(configs):
+def _check_configs(
+        configs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     if isinstance(configs, Mapping) or not configs:
         raise invalid("configs", configs,
                       "a non-empty list of {'name', 'l2', 'dropout'} mappings")
-    checked = []
+    checked: list[dict[str, Any]] = []
     for i, config in enumerate(configs):
         if not isinstance(config, Mapping) or set(config) - {
                 "name", "l2", "dropout"}:
@@ -42,8 +47,9 @@ def _check_configs(configs):
     return checked
 
 
-def build_search_mlp(input_shape, num_classes, l2, dropout,
-                     hidden_units=(256, 128)):
+def build_search_mlp(input_shape: Sequence[int], num_classes: int, l2: float,
+                     dropout: float,
+                     hidden_units: Sequence[int] = (256, 128)) -> keras.Model:
     """The reference recipe's MLP: Flatten -> [Dense -> Dropout] x 2 -> softmax.
 
     Args:
@@ -65,7 +71,8 @@ def build_search_mlp(input_shape, num_classes, l2, dropout,
     return keras.Model(inputs, outputs)
 
 
-def format_table(records, best=None):
+def format_table(records: Sequence[Mapping[str, Any]],
+                 best: Mapping[str, Any] | None = None) -> str:
     """A plain-text table of search records (no pandas)."""
     header = ("Config", "L2", "Dropout", "Train acc", "Val acc", "Gap",
               "Epochs", "Time (s)")
@@ -83,7 +90,8 @@ def format_table(records, best=None):
     return "\n".join(lines)
 
 
-def select_best(records, min_val_acc=0.7):
+def select_best(records: Sequence[dict[str, Any]],
+                min_val_acc: float = 0.7) -> tuple[dict[str, Any], str]:
     """The reference recipe's choice: smallest gap among val_acc > `min_val_acc`.
 
     When no record passes, the one with the highest validation accuracy.
@@ -99,11 +107,13 @@ def select_best(records, min_val_acc=0.7):
             f"highest val_acc (none above {min_val_acc:g})")
 
 
-def progressive_regularization_search(X_train, y_train, X_val, y_val,
-                                      configs=None, epochs=50, batch_size=64,
-                                      patience=5, hidden_units=(256, 128),
-                                      learning_rate=1e-3, min_val_acc=0.7,
-                                      seed=None, verbose=0):
+def progressive_regularization_search(
+    X_train: npt.ArrayLike, y_train: npt.ArrayLike, X_val: npt.ArrayLike,
+    y_val: npt.ArrayLike, configs: Sequence[Mapping[str, Any]] | None = None,
+    epochs: int = 50, batch_size: int = 64, patience: int = 5,
+    hidden_units: Sequence[int] = (256, 128), learning_rate: float = 1e-3,
+    min_val_acc: float = 0.7, seed: int | None = None, verbose: int = 0,
+) -> dict[str, Any]:
     """Trains the reference recipe's ladder of L2/dropout settings and tabulates them.
 
     Each config trains `build_search_mlp` with Adam and EarlyStopping on
@@ -167,7 +177,7 @@ def progressive_regularization_search(X_train, y_train, X_val, y_val,
         num_classes = y_train.shape[-1]
     loss = ("sparse_categorical_crossentropy" if sparse
             else "categorical_crossentropy")
-    records = []
+    records: list[dict[str, Any]] = []
     for config in configs:
         if seed is not None:
             keras.utils.set_random_seed(seed)

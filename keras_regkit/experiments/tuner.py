@@ -11,14 +11,31 @@ imported only when a hypermodel is made, so this module imports without it.
                  epochs=20)
 """
 
-from collections.abc import Mapping
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from keras_regkit._validation import check_seed, invalid
+
+if TYPE_CHECKING:
+    import keras
+    import keras_tuner
+    import numpy.typing as npt
+    import tensorflow as tf
+
+    from keras_regkit.models.presets import CapacityPreset, PresetLike
+    from keras_regkit.training.builder import ProductionModelBuilder
+
+# A hyperparameter: `("float", min, max, step, sampling)` or
+# `("choice", values)`.
+SearchSpec: TypeAlias = Sequence[Any]
 
 # Field -> KerasTuner hyperparameter: ("float", min, max, step, sampling)
 # or ("choice", values). Applied over the preset, so unsearched fields keep
 # the preset's values.
-DEFAULT_SEARCH_SPACE = {
+DEFAULT_SEARCH_SPACE: dict[str, SearchSpec] = {
     "dropout_dense": ("float", 0.0, 0.6, 0.1, "linear"),
     "dropout_conv": ("float", 0.0, 0.4, 0.1, "linear"),
     "weight_decay": ("float", 1e-4, 1e-1, None, "log"),
@@ -32,10 +49,10 @@ L2_MODE_SEARCH_SPACE = dict(
     l2=("float", 1e-6, 1e-2, None, "log"),
 )
 
-_HYPERMODEL_CLASS = None
+_HYPERMODEL_CLASS: type[Any] | None = None
 
 
-def _require_keras_tuner():
+def _require_keras_tuner() -> ModuleType:
     try:
         import keras_tuner
     except ImportError as error:
@@ -46,7 +63,8 @@ def _require_keras_tuner():
     return keras_tuner
 
 
-def _hyperparameter(hp, name, spec):
+def _hyperparameter(hp: keras_tuner.HyperParameters, name: str,
+                    spec: SearchSpec) -> Any:
     if spec[0] == "choice":
         return hp.Choice(name, list(spec[1]))
     _, low, high, step, sampling = spec
@@ -54,7 +72,10 @@ def _hyperparameter(hp, name, spec):
                     sampling=sampling)
 
 
-def sample_preset(hp, capacity="small", search_space=None):
+def sample_preset(
+    hp: keras_tuner.HyperParameters, capacity: PresetLike = "small",
+    search_space: Mapping[str, SearchSpec] | None = None,
+) -> CapacityPreset:
     """Draws a preset from KerasTuner hyperparameters `hp`.
 
     Args:
@@ -81,7 +102,7 @@ def sample_preset(hp, capacity="small", search_space=None):
         raise invalid("search_space", search_space,
                       "a non-empty mapping of preset field to spec")
     fields = CapacityPreset.field_names()
-    values = {}
+    values: dict[str, Any] = {}
     for name, spec in search_space.items():
         if name not in fields or name == "name":
             raise invalid("search_space", name,
@@ -96,17 +117,22 @@ def sample_preset(hp, capacity="small", search_space=None):
     return preset.replace(**values)
 
 
-def _hypermodel_class():
+def _hypermodel_class() -> type[Any]:
     global _HYPERMODEL_CLASS
     if _HYPERMODEL_CLASS is not None:
         return _HYPERMODEL_CLASS
-    keras_tuner = _require_keras_tuner()
+    # The base class through a plain name: mypy resolves base classes by
+    # name, not as attributes of a variable (KerasTuner is `Any` to it).
+    HyperModel: Any = _require_keras_tuner().HyperModel
 
-    class RegularizationHyperModel(keras_tuner.HyperModel):
+    class RegularizationHyperModel(HyperModel):
         """Builds and fits a preset whose regularization is searched."""
 
-        def __init__(self, capacity, input_shape, num_classes,
-                     search_space=None, seed=None, name=None, tunable=True):
+        def __init__(self, capacity: PresetLike, input_shape: Sequence[int],
+                     num_classes: int,
+                     search_space: Mapping[str, SearchSpec] | None = None,
+                     seed: int | None = None, name: str | None = None,
+                     tunable: bool = True) -> None:
             super().__init__(name=name, tunable=tunable)
             self.capacity = capacity
             self.input_shape = tuple(input_shape)
@@ -114,26 +140,34 @@ def _hypermodel_class():
             self.search_space = search_space
             self.seed = check_seed("seed", seed)
 
-        def _builder(self, hp):
+        def _builder(
+                self, hp: keras_tuner.HyperParameters) -> ProductionModelBuilder:
             from keras_regkit.training.builder import ProductionModelBuilder
 
             preset = sample_preset(hp, self.capacity, self.search_space)
             return ProductionModelBuilder(self.input_shape, self.num_classes,
                                           preset, seed=self.seed)
 
-        def build(self, hp):
+        def build(self, hp: keras_tuner.HyperParameters) -> keras.Model:
             builder = self._builder(hp)
             return builder.compile_model(builder.build_model(),
                                          learning_rate=None)
 
-        def fit(self, hp, model, x, y=None, validation_data=None,
-                epochs=None, batch_size=None, callbacks=None, **kwargs):
+        def fit(self, hp: keras_tuner.HyperParameters, model: keras.Model,
+                x: npt.ArrayLike | tf.data.Dataset,
+                y: npt.ArrayLike | None = None,
+                validation_data: Sequence[Any] | tf.data.Dataset | None = None,
+                epochs: int | None = None, batch_size: int | None = None,
+                callbacks: Iterable[keras.callbacks.Callback] | None = None,
+                **kwargs: Any) -> keras.callbacks.History:
             builder = self._builder(hp)
             train = builder.make_dataset(x, y, batch_size, training=True)
             val = None
             if isinstance(validation_data, (tuple, list)):
-                val = builder.make_dataset(*validation_data[:2], batch_size,
-                                           training=False)
+                # mypy lets a starred sequence of unknown length fill every
+                # parameter, so it sees `training` twice (python/mypy#20441).
+                val = builder.make_dataset(  # type: ignore[call-arg, misc]
+                    *validation_data[:2], batch_size, training=False)
             elif validation_data is not None:
                 val = validation_data
             callbacks = list(callbacks or []) + builder.get_callbacks(
@@ -147,8 +181,12 @@ def _hypermodel_class():
     return _HYPERMODEL_CLASS
 
 
-def make_hypermodel(capacity="small", input_shape=(32, 32, 3),
-                    num_classes=10, search_space=None, seed=None):
+def make_hypermodel(
+    capacity: PresetLike = "small", input_shape: Sequence[int] = (32, 32, 3),
+    num_classes: int = 10,
+    search_space: Mapping[str, SearchSpec] | None = None,
+    seed: int | None = None,
+) -> keras_tuner.HyperModel:
     """A `keras_tuner.HyperModel` searching a preset's regularization.
 
     `build(hp)` returns the builder's compiled model for a sampled preset;
@@ -170,7 +208,7 @@ def make_hypermodel(capacity="small", input_shape=(32, 32, 3),
                                search_space, seed)
 
 
-def __getattr__(name):
+def __getattr__(name: str) -> Any:
     if name == "RegularizationHyperModel":
         return _hypermodel_class()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
