@@ -7,9 +7,12 @@ TensorFlow and the training code are imported only inside `run`, so
 `regkit --help` answers without loading them.
 """
 
+from __future__ import annotations
+
 import argparse
 import os
 import sys
+from collections.abc import Sequence
 
 from keras_regkit import __version__
 from keras_regkit.cli import compare
@@ -24,7 +27,7 @@ _USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError,
                 FloatingPointError)
 
 
-def build_parser():
+def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the `regkit` command."""
     parser = argparse.ArgumentParser(
         prog="regkit",
@@ -38,7 +41,7 @@ def build_parser():
     return parser
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `regkit` console script.
 
     Args:

@@ -4,19 +4,34 @@ Nothing heavy at import time: `regkit --help` must not load Keras or
 TensorFlow, so the data and model loaders import them when they run.
 """
 
+from __future__ import annotations
+
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal, TypeAlias
 
 from keras_regkit._choices import DATASETS
 from keras_regkit._choices import TTA_MODES
+
+if TYPE_CHECKING:
+    import keras
+    import numpy as np
+    import numpy.typing as npt
+
+    from keras_regkit._typing import StrPath
+
+# `(x_train, y_train, x_val, y_val, split)`: uint8 images and labels, and a
+# description of the validation images.
+Data: TypeAlias = ("tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8], "
+                   "npt.NDArray[np.uint8], npt.NDArray[np.uint8], str]")
 
 # `TTA_MODES` as command-line words: False is "none"; True is "flip".
 TTA_CHOICES = tuple("none" if mode is False else mode
                     for mode in TTA_MODES if mode is not True)
 
 
-def positive_int(text):
+def positive_int(text: str) -> int:
     """argparse type: an integer >= 1."""
     try:
         value = int(text)
@@ -28,12 +43,13 @@ def positive_int(text):
     return value
 
 
-def tta_mode(choice):
+def tta_mode(choice: str) -> bool | str:
     """The `tta` argument of the library for a `--tta` choice."""
     return False if choice == "none" else choice
 
 
-def add_data_flags(group, limit=False):
+def add_data_flags(group: argparse._ActionsContainer,
+                   limit: int | None | Literal[False] = False) -> None:
     """Adds `--dataset`, `--data-dir` and, unless `limit` is False, `--limit`.
 
     Args:
@@ -58,7 +74,7 @@ def add_data_flags(group, limit=False):
             f"(default: {limit or 'all'})")
 
 
-def add_unsafe_flag(group):
+def add_unsafe_flag(group: argparse._ActionsContainer) -> None:
     """Adds `--unsafe` (load a model with `safe_mode=False`)."""
     group.add_argument(
         "--unsafe", action="store_true",
@@ -66,7 +82,7 @@ def add_unsafe_flag(group):
         "Lambda layers): only for files you trust")
 
 
-def load_data(args):
+def load_data(args: argparse.Namespace) -> Data:
     """`(x_train, y_train, x_val, y_val, split)` for `--dataset`.
 
     The embedded sample comes with its validation split; for the full set,
@@ -84,7 +100,7 @@ def load_data(args):
             "last 10% of the training split")
 
 
-def load_limited_data(args):
+def load_limited_data(args: argparse.Namespace) -> Data:
     """`load_data`, then at most `args.limit` training and validation images."""
     x_train, y_train, x_val, y_val, split = load_data(args)
     if args.limit:
@@ -93,7 +109,7 @@ def load_limited_data(args):
     return x_train, y_train, x_val, y_val, split
 
 
-def load_model(path, unsafe=False):
+def load_model(path: StrPath, unsafe: bool = False) -> keras.Model:
     """Loads a `.keras` file with keras_regkit's objects registered.
 
     Safe mode stays on (a file cannot run code) unless `unsafe` is asked,

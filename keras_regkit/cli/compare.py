@@ -3,14 +3,22 @@
 A thin shell over `keras_regkit.experiments.compare_ablations`.
 """
 
+from __future__ import annotations
+
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from keras_regkit._choices import ABLATION_NAMES
 from keras_regkit._choices import PRESET_NAMES
 from keras_regkit.cli import _common
 
+if TYPE_CHECKING:
+    import argparse
 
-def add_parser(subparsers):
+
+def add_parser(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> argparse.ArgumentParser:
     """Adds `regkit compare` to an argparse subparsers object."""
     p = subparsers.add_parser(
         "compare", help="train a preset and its ablations side by side",
@@ -51,7 +59,7 @@ def add_parser(subparsers):
     return p
 
 
-def run(args):
+def run(args: argparse.Namespace) -> int:
     """Checks the ablations and preset, loads the data, runs the comparison."""
     import time
 

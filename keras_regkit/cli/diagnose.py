@@ -3,9 +3,15 @@
 A thin shell over `keras_regkit.analysis.regularization_diagnosis`.
 """
 
+from __future__ import annotations
+
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from keras_regkit.cli import _common
+
+if TYPE_CHECKING:
+    import argparse
 
 # `regularization_diagnosis`'s thresholds: (argument, its default, meaning).
 # A test checks the defaults against the function's signature.
@@ -21,7 +27,9 @@ THRESHOLDS = (
 )
 
 
-def add_parser(subparsers):
+def add_parser(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> argparse.ArgumentParser:
     """Adds `regkit diagnose` to an argparse subparsers object."""
     p = subparsers.add_parser(
         "diagnose", help="diagnose over- or under-regularization of a model",
@@ -54,7 +62,7 @@ def add_parser(subparsers):
     return p
 
 
-def run(args):
+def run(args: argparse.Namespace) -> int:
     """Loads the model and the images, prints (and saves) the diagnosis."""
     import json
 

@@ -5,12 +5,20 @@ behind `ProductionModelBuilder.evaluate`); this module only loads the
 model and the data.
 """
 
+from __future__ import annotations
+
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from keras_regkit.cli import _common
 
+if TYPE_CHECKING:
+    import argparse
 
-def add_parser(subparsers):
+
+def add_parser(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> argparse.ArgumentParser:
     """Adds `regkit evaluate` to an argparse subparsers object."""
     p = subparsers.add_parser(
         "evaluate", help="accuracy of a saved model, optionally with TTA",
@@ -37,7 +45,7 @@ def add_parser(subparsers):
     return p
 
 
-def run(args):
+def run(args: argparse.Namespace) -> int:
     """Loads the model and the validation images, prints the accuracy."""
     from keras_regkit.training.evaluation import evaluate_model
 

@@ -5,7 +5,10 @@ fields, and `ProductionModelBuilder.train` writes everything to the run
 folder.
 """
 
+from __future__ import annotations
+
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from keras_regkit._choices import ARCHITECTURE_NAMES
 from keras_regkit._choices import AUGMENT_ON
@@ -14,8 +17,13 @@ from keras_regkit._choices import PRECISIONS
 from keras_regkit._choices import PRESET_NAMES
 from keras_regkit.cli import _common
 
+if TYPE_CHECKING:
+    import argparse
 
-def add_parser(subparsers):
+
+def add_parser(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> argparse.ArgumentParser:
     """Adds `regkit train` to an argparse subparsers object."""
     p = subparsers.add_parser(
         "train", help="train a capacity preset on CIFAR-10",
@@ -66,7 +74,7 @@ def add_parser(subparsers):
     return p
 
 
-def run(args):
+def run(args: argparse.Namespace) -> int:
     """Trains, evaluates the returned model and prints where it all went."""
     import time
 
