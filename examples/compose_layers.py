@@ -52,6 +52,7 @@ def conv_bn_relu(x, filters, regularizer=None):
     return L.Activation("relu")(batch_norm()(x))
 
 
+# --8<-- [start:build_model]
 def build_model(num_train, seed=0):
     """The composed CNN; `num_train` sets the concrete dropout terms."""
     inputs = keras.Input((32, 32, 3), name="image")
@@ -87,6 +88,7 @@ def build_model(num_train, seed=0):
                   loss=rk.LabelSmoothingCrossEntropy(0.1),
                   metrics=["accuracy"])
     return model
+# --8<-- [end:build_model]
 
 
 def mc_predictions(model, x, passes):
@@ -148,6 +150,7 @@ def main(argv=None):
           f"{float(keras.ops.convert_to_numpy(sigma)):.4f} (bound "
           f"{MAX_SPECTRAL_NORM})")
 
+    # --8<-- [start:save_reload]
     path = out / "composed_cnn.keras"
     model.save(path)
     reloaded = keras.saving.load_model(path)  # default safe_mode=True
@@ -160,6 +163,7 @@ def main(argv=None):
           f"{len(x_val)} images)")
     if not same:
         raise SystemExit("the reloaded model's outputs differ")
+    # --8<-- [end:save_reload]
 
     count = rk.set_mc_dropout(reloaded, True)
     samples = mc_predictions(reloaded, x_val, args.mc_passes)

@@ -11,6 +11,10 @@ both go into each run's `history.csv`.
     python examples/detect_overfitting.py --quick
     python examples/detect_overfitting.py --data-dir ../shared/data --epochs 30
 
+`--plots` also draws each run's loss and accuracy curves
+(`training_curves.png` in its folder) and both runs' validation curves
+(`validation_curves.png`); docs/gen_figures.py uses them.
+
 Images come from `--data-dir` (a CIFAR-10 copy that
 `keras_regkit.data.cifar10.load_cifar10` reads), else `$KERAS_REGKIT_DATA`
 or `../shared/data` beside the repository, else the small sample shipped
@@ -25,6 +29,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from keras_regkit.analysis import plot_training_diagnostics
+from keras_regkit.analysis import plot_validation_curves
 from keras_regkit.callbacks import OverfittingDetector
 from keras_regkit.callbacks import WeightStatsMonitor
 from keras_regkit.data.cifar10 import load_cifar10
@@ -99,6 +105,7 @@ def run(name, regularized, data, args):
     (x, y), (x_val, y_val) = data
     out = Path(args.output) / name
     out.mkdir(parents=True, exist_ok=True)
+    # --8<-- [start:callbacks]
     detector = OverfittingDetector(
         threshold=0.1, patience=2, acc_threshold=0.2, verbose=0,
         action=lambda det, epoch, logs: print(
@@ -114,6 +121,7 @@ def run(name, regularized, data, args):
         validation_data=(x_val, keras.utils.to_categorical(y_val, 10)),
         epochs=args.epochs, batch_size=32, verbose=0, callbacks=callbacks)
     print(detector.summary())
+    # --8<-- [end:callbacks]
     logs = {k: v[-1] for k, v in history.history.items()}
     print("  last epoch weight statistics:")
     for layer in ("dense_0", "dense_1", "head"):
@@ -123,7 +131,10 @@ def run(name, regularized, data, args):
                          "update_ratio"))
         print(f"    {layer:8s} {stats}")
     print(f"  history written to {out / 'history.csv'}")
-    return detector.onset_epoch
+    if args.plots:
+        plot_training_diagnostics(history, out / "training_curves.png",
+                                  title=name.replace("_", " "))
+    return detector.onset_epoch, history
 
 
 def main(argv=None):
@@ -139,6 +150,9 @@ def main(argv=None):
     parser.add_argument("--width", type=int, default=1024)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", default="runs/detect_overfitting")
+    parser.add_argument("--plots", action="store_true",
+                        help="also write training and validation curves "
+                        "(PNG) into --output")
     args = parser.parse_args(argv)
     # Flags given explicitly win over --quick's sizes.
     if args.train_size is None:
@@ -147,8 +161,14 @@ def main(argv=None):
         args.epochs = 10 if args.quick else 20
     data = load(args.data_dir, args.train_size, n_val=500,
                 sample_only=args.quick)
-    plain = run("unregularized", False, data, args)
-    medium = run("medium_regularization", True, data, args)
+    plain, plain_history = run("unregularized", False, data, args)
+    medium, medium_history = run("medium_regularization", True, data, args)
+    if args.plots:
+        path = Path(args.output) / "validation_curves.png"
+        plot_validation_curves({"unregularized": plain_history,
+                                "medium regularization": medium_history},
+                               path, title="Validation curves")
+        print(f"\nCurves written to {path}")
     print("\nOnset of overfitting (0-based epoch; None = not detected):")
     print(f"  unregularized:          {plain}")
     print(f"  medium regularization:  {medium}")

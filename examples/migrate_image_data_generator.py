@@ -48,9 +48,11 @@ from keras_regkit.data import augmentation_model_layers  # noqa: E402
 from keras_regkit.data import load_cifar10_sample  # noqa: E402
 from keras_regkit.data import make_dataset  # noqa: E402
 
+# --8<-- [start:legacy_args]
 # The tutorial's ImageDataGenerator arguments, unchanged.
 LEGACY_ARGS = dict(rotation_range=20, width_shift_range=0.2,
                    height_shift_range=0.2, horizontal_flip=True)
+# --8<-- [end:legacy_args]
 
 
 def build_model(front_layers=()):
@@ -87,6 +89,7 @@ def main(argv=None):
         x_train, y_train, x_val, y_val = (x_train[:512], y_train[:512],
                                           x_val[:256], y_val[:256])
         epochs = 1
+    # --8<-- [start:pipeline]
     augment = augmentation_from_image_data_generator(**LEGACY_ARGS,
                                                      seed=args.seed)
     print("ImageDataGenerator", LEGACY_ARGS, "->",
@@ -102,6 +105,7 @@ def main(argv=None):
                             augmentation=pipeline_augment, num_classes=10,
                             seed=args.seed)
     val_ds = make_dataset(x_val, y_val, 256, training=False, num_classes=10)
+    # --8<-- [end:pipeline]
     model.compile(optimizer=keras.optimizers.AdamW(2e-3),
                   loss="categorical_crossentropy", metrics=["accuracy"])
     start = time.perf_counter()

@@ -56,6 +56,7 @@ def main(argv=None):
         x_val, y_val = x_val[:100], y_val[:100]
         args.epochs = 1
         overrides = dict(conv_filters=(8, 16), dense_units=(32,))
+    # --8<-- [start:builder]
     # The reference recipe's preprocessing: scale to [0, 1] and one-hot labels.
     x_train = x_train.astype("float32") / 255.0
     x_val = x_val.astype("float32") / 255.0
@@ -72,6 +73,7 @@ def main(argv=None):
     loss, accuracy, top5 = model.evaluate(x_val, y_val, verbose=0)
     print(f"Validation accuracy: {accuracy:.4f}  top-5: {top5:.4f}  "
           f"loss: {loss:.4f}  ({len(history.epoch)} epochs)")
+    # --8<-- [end:builder]
     out = args.out or Path(tempfile.mkdtemp(prefix="regkit-example-"))
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{builder.preset.name}_cifar10.keras"

@@ -76,13 +76,16 @@ def main(argv=None):
 
     print(f"Training the 'small' CNN on {len(x_train)} images for "
           f"{args.epochs} epochs...")
+    # --8<-- [start:train]
     builder = ProductionModelBuilder((32, 32, 3), 10, "small", seed=args.seed)
     model, _ = builder.train(x_train, y_train, x_val, y_val,
                              epochs=args.epochs, verbose=2)
     deterministic = model.predict(x_val, verbose=0)
+    # --8<-- [end:train]
 
     print(f"\n1. Monte Carlo dropout, {args.n_iter} passes over "
           f"{len(x_val)} validation images (one vectorized predict)")
+    # --8<-- [start:mc]
     mean, std, samples = mc_dropout_prediction(model, x_val, args.n_iter,
                                                seed=args.seed)
     print(f"   samples {samples.shape}; accuracy deterministic "
@@ -94,6 +97,7 @@ def main(argv=None):
                                        args.threshold, seed=args.seed)
     right = result["predicted_class"] == y_val
     low = result["low_confidence"]
+    # --8<-- [end:mc]
     print(f"   {low.mean():.1%} flagged (uncertainty > {args.threshold}); "
           f"accuracy flagged {right[low].mean() if low.any() else np.nan:.4f}"
           f", confident {right[~low].mean() if (~low).any() else np.nan:.4f}")
@@ -109,11 +113,13 @@ def main(argv=None):
               f"mutual information {r['mutual_information'].mean():.4f}")
 
     print("\n4. Calibration")
+    # --8<-- [start:calibration]
     print(f"   ECE deterministic "
           f"{expected_calibration_error(y_val, deterministic):.4f}, MC mean "
           f"{expected_calibration_error(y_val, mean):.4f}")
     plot_reliability_diagram(y_val, mean, path=out / "reliability.png",
                              title="MC dropout")
+    # --8<-- [end:calibration]
     print(f"   reliability diagram: {out / 'reliability.png'}")
 
     print("\n5. Diagnosis")
