@@ -13,7 +13,12 @@ lines (a `>>>` line, its `...` continuations and its expected output, up
 to a blank line not followed by another `>>>`) in a `pycon` fence before
 the docstring is parsed. Lines already inside a fence are left alone.
 tests/test_doctests.py runs the same examples.
+
+It also turns the items of a layer's `Call arguments:` into a list, one
+argument a line.
 """
+
+import re
 
 import griffe
 
@@ -61,10 +66,47 @@ def fence_examples(text):
     return "\n".join(out)
 
 
+CALL_ARGUMENTS = re.compile(r"^(\s*)Call arguments:\s*$")
+ITEM = re.compile(r"^(\s*)(\w+): (.*)$")
+
+
+def list_call_arguments(text):
+    """`text` with the items of a layer's `Call arguments:` as a list.
+
+    Google-style parsers know no such section and keep it as an admonition
+    whose lines run together; a Markdown list keeps one argument a line.
+    """
+    out = []
+    block_indent = None  # the header's indentation, inside the section
+    item_indent = None
+    for line in text.split("\n"):
+        header = CALL_ARGUMENTS.match(line)
+        indent = len(line) - len(line.lstrip())
+        if header:
+            block_indent, item_indent = len(header.group(1)), None
+        elif block_indent is not None and line.strip():
+            if indent <= block_indent:
+                block_indent = None  # the section ended
+            else:
+                item_indent = indent if item_indent is None else item_indent
+                item = ITEM.match(line)
+                if item and indent == item_indent:
+                    line = (f"{item.group(1)}- `{item.group(2)}`: "
+                            f"{item.group(3)}")
+        out.append(line)
+    return "\n".join(out)
+
+
 class FenceDoctestExamples(griffe.Extension):
     """Fences the `>>>` examples of every docstring griffe loads."""
 
     def on_instance(self, *, obj, **kwargs):
         docstring = obj.docstring
-        if docstring is not None and ">>>" in docstring.value:
-            docstring.value = fence_examples(docstring.value)
+        if docstring is None:
+            return
+        value = docstring.value
+        if ">>>" in value:
+            value = fence_examples(value)
+        if "Call arguments:" in value:
+            value = list_call_arguments(value)
+        docstring.value = value
