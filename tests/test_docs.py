@@ -2,11 +2,12 @@
 
 - The site builds with `mkdocs build --strict` (a broken reference, a
   missing page, image or included section fails it).
-- Every public name has an entry (`::: identifier`) in docs/api/: the
-  names of `keras_regkit.__all__` and the public classes and functions of
-  the public submodules. Entries are resolved statically with griffe, as
-  mkdocstrings does, so an entry that names the wrong object (a module
-  instead of the function of the same name) does not count.
+- Every public name has exactly one entry (`::: identifier`) in
+  docs/api/: the names of `keras_regkit.__all__` and the public classes and
+  functions of the public submodules. Entries are resolved statically with
+  griffe and the site's extensions, as mkdocstrings does, so an entry that
+  names the wrong object (a module instead of the function of the same
+  name) does not count.
 - Every code block of every page is covered: a `pycon` block runs here as
   a doctest (page by page, on every backend, or on TensorFlow only for the
   pages in TENSORFLOW_PAGES); a `python` block only includes a section of
@@ -112,7 +113,7 @@ def test_site_builds_in_strict_mode(tmp_path):
 def api_identifiers():
     found = []
     for page in sorted((DOCS / "api").glob("*.md")):
-        found += re.findall(r"^::: *([\w.]+)\s*$",
+        found += re.findall(r"^::: *([\w.]+)[ \t]*$",
                             page.read_text(encoding="utf-8"), re.MULTILINE)
     return found
 
@@ -163,8 +164,10 @@ def _required_paths(package):
 @pytest.mark.backend_independent
 def test_every_public_name_has_an_api_entry():
     griffe = pytest.importorskip("griffe")
+    extensions = griffe.load_extensions(
+        str(DOCS / "griffe_extensions.py"))
     package = griffe.load("keras_regkit", search_paths=[str(ROOT)],
-                          resolve_aliases=False)
+                          resolve_aliases=False, extensions=extensions)
     documented = {}
     for identifier in api_identifiers():
         canonical = _target(package, identifier).path

@@ -1,23 +1,29 @@
-"""A griffe extension: fences the `>>>` examples of docstrings as code.
+"""griffe extensions for the API reference (mkdocs.yml loads both).
 
-keras_regkit writes its examples the way Keras does, unindented after an
-`Example:` line:
+`FlatPublicNames`: keras_regkit loads its public names on first use (a
+module `__getattr__` over the `_PUBLIC` table in `keras_regkit/__init__.py`),
+which static analysis cannot follow. This extension reads that table and
+adds each name to the package as an alias of the object it names, so
+`::: keras_regkit.DropConnect` documents the class under the path users
+import it from, and `[DropConnect][keras_regkit.DropConnect]` links to it.
+
+`FenceDoctestExamples`: keras_regkit writes its examples the way Keras
+does, unindented after an `Example:` line:
 
     Example:
 
     >>> layer = DropConnect(keras.layers.Dense(4), rate=0.5)
 
 A Google-style parser keeps such lines as plain text, and Markdown would
-read `>>>` as nested quotes. This extension wraps each run of example
-lines (a `>>>` line, its `...` continuations and its expected output, up
-to a blank line not followed by another `>>>`) in a `pycon` fence before
-the docstring is parsed. Lines already inside a fence are left alone.
-tests/test_doctests.py runs the same examples.
-
-It also turns the items of a layer's `Call arguments:` into a list, one
-argument a line.
+read `>>>` as nested quotes. The extension wraps each run of example lines
+(a `>>>` line, its `...` continuations and its expected output, up to a
+blank line not followed by another `>>>`) in a `pycon` fence before the
+docstring is parsed. Lines already inside a fence are left alone.
+tests/test_doctests.py runs the same examples. It also turns the items of
+a layer's `Call arguments:` into a list, one argument a line.
 """
 
+import ast
 import re
 
 import griffe
@@ -110,3 +116,17 @@ class FenceDoctestExamples(griffe.Extension):
         if "Call arguments:" in value:
             value = list_call_arguments(value)
         docstring.value = value
+
+
+class FlatPublicNames(griffe.Extension):
+    """Adds `keras_regkit.<name>` aliases for the names of `_PUBLIC`."""
+
+    def on_package(self, *, pkg, **kwargs):
+        if pkg.path != "keras_regkit" or "_PUBLIC" not in pkg.members:
+            return
+        table = ast.literal_eval(str(pkg.members["_PUBLIC"].value))
+        for name, module in table.items():
+            if module == f"keras_regkit.{name}" or name in pkg.members:
+                continue  # a submodule: already a member
+            pkg.set_member(name, griffe.Alias(name, f"{module}.{name}",
+                                              parent=pkg))
