@@ -16,8 +16,10 @@ missing backend fails the run instead.
 
 import importlib.util
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -90,11 +92,27 @@ def main(argv):
                 os, "sched_getaffinity") else (os.cpu_count() or 1)
             env.setdefault("OMP_NUM_THREADS",
                            str(max(1, cores // int(workers[1]))))
+        cache = None
+        if backend == "jax" and "JAX_COMPILATION_CACHE_DIR" not in env:
+            # Many tests compile the same small models: a compilation cache
+            # that the pass's workers (and the processes its tests start)
+            # share, every entry kept, compiles each one once. On 2 AVX2
+            # cores it took a JAX run of the callback, layer, loss and
+            # optimizer tests from 151-242 s to 119-133 s. It starts empty
+            # and is removed after the pass: nothing is reused across runs.
+            cache = tempfile.mkdtemp(prefix="regkit-jax-cache-")
+            env.update(JAX_COMPILATION_CACHE_DIR=cache,
+                       JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+                       JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
         print(f"=== KERAS_BACKEND={backend}: tests", flush=True)
         cmd = [sys.executable, "-m", "pytest", "-q", f"--junitxml={report}",
                *workers, "tests"]
         start = time.monotonic()
-        code = subprocess.call(cmd + list(argv), cwd=ROOT, env=env)
+        try:
+            code = subprocess.call(cmd + list(argv), cwd=ROOT, env=env)
+        finally:
+            if cache is not None:
+                shutil.rmtree(cache, ignore_errors=True)
         seconds = time.monotonic() - start
         if code != 0 or not report.exists():
             ok = False
