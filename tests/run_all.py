@@ -51,6 +51,10 @@ def _worker_args():
     start-up), so two workers on two cores finish a pass about 1.4x sooner.
     `--dist loadfile` keeps each file on one worker, so module fixtures
     (a trained model shared by a file's tests) are built once.
+    `--no-loadscope-reorder` keeps the collection order, which
+    tests/conftest.py sets longest file first; xdist's default would order
+    files by their number of tests, and send the few-test, long files
+    (subprocess runs, the wheel build) last.
     `REGKIT_TEST_WORKERS=0` runs in one process; a number sets the count.
     """
     wanted = os.environ.get("REGKIT_TEST_WORKERS", "auto")
@@ -63,7 +67,8 @@ def _worker_args():
         workers = int(wanted)
     if workers < 2:
         return []
-    return ["-n", str(workers), "--dist", "loadfile"]
+    return ["-n", str(workers), "--dist", "loadfile",
+            "--no-loadscope-reorder"]
 
 
 def main(argv):
