@@ -6,6 +6,10 @@ Markers (declared in pyproject.toml):
   `tensorflow` (tf.data, tf.distribute, TensorFlow-only APIs).
 - `backend_independent`: a slow test that touches no Keras backend (file
   formats, NumPy); it runs once, in the TensorFlow pass.
+- `tensorflow_pass`: runs in the TensorFlow pass only, though it would run
+  anywhere: it repeats code that the unit tests run on every backend (the
+  docstring examples), so a second pass would add time, not coverage.
+  `REGKIT_EVERY_PASS=1` runs them on every backend.
 - `all_backends`: starts its own subprocesses on TensorFlow, JAX and
   PyTorch; it runs once, in the TensorFlow pass.
 - `requires_data`: reads the real CIFAR-10 archive in ../shared/data. Added
@@ -123,6 +127,12 @@ def pytest_collection_modifyitems(config, items):
             "backend_independent"
         ):
             item.add_marker(once_skip)
+        elif (backend != "tensorflow"
+              and item.get_closest_marker("tensorflow_pass")
+              and os.environ.get("REGKIT_EVERY_PASS") != "1"):
+            item.add_marker(pytest.mark.skip(
+                reason="repeats code the unit tests run on every backend: "
+                "runs once, in the TensorFlow pass"))
         elif backend != "tensorflow" and item.get_closest_marker(
             "all_backends"
         ):
