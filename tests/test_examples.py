@@ -22,8 +22,9 @@ EXPECTED = {
     "compose_layers.py": ("reloaded", [
         "--epochs", "1", "--mc-passes", "3", "--out", "out"]),
     "migrate_image_data_generator.py": ("accuracy", []),
-    "detect_overfitting.py": ("Overfitting", [
-        "--train-size", "200", "--epochs", "3", "--width", "128"]),
+    "detect_overfitting.py": ("Curves written to", [
+        "--train-size", "200", "--epochs", "3", "--width", "128",
+        "--plots"]),
     "dropout_vs_no_dropout.py": ("dropout", ["--epochs", "1"]),
     "uncertainty.py": ("calibration", [
         "--train-size", "200", "--val-size", "100", "--epochs", "1",
