@@ -49,6 +49,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from time_to_accuracy import SHARED  # noqa: E402
 from time_to_accuracy import split_cifar10  # noqa: E402
 
+# airbench94_muon.py trains with batches of 2000.
+PEER_BATCH = 2000
+
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog",
            "horse", "ship", "truck"]
 
@@ -88,8 +91,8 @@ def _replace(text, old, new, why, patches, regex=False):
     if count == 0:
         raise PatchError(
             f"the peer's script has no {old!r}, which the patch '{why}' "
-            "replaces: is it airbench94_muon.py (or airbench94.py)? Pass "
-            "--runs-pattern, or run the peer by hand.")
+            "replaces: is it airbench94_muon.py (or airbench94.py)? "
+            "Otherwise run the peer by hand.")
     text = re.sub(old, new, text) if regex else text.replace(old, new)
     patches.append(f"{why} ({count}x: {old!r} -> {new!r})")
     return text
@@ -125,6 +128,12 @@ def patch_peer(source, runs, device, dtype, torchvision=True):
     text = _replace(text, r"\n(\s*)model\.compile\([^)]*\)\n",
                     r"\n\1pass  # eager\n", "eager: no model.compile",
                     patches, regex=True)
+    # The warm-up run (random labels, untimed) exists to compile; eager on
+    # a CPU has nothing to compile, and a whole untimed run costs as much
+    # as a timed one there.
+    text = _replace(text, r"\n(\s*)main\(\"warmup\", model\)\n",
+                    r"\n\1pass  # eager: nothing to warm up\n",
+                    "eager: no warm-up run", patches, regex=True)
     return text, patches
 
 
@@ -205,7 +214,9 @@ def run_peer(script, work_dir, runs, device, dtype, data, threads=None):
     results = parse_peer_log("".join(lines))
     if not results:
         raise RuntimeError("found no timed run in the peer's output")
-    images = len(data[0]) // 2000 * 2000 * results[0]["epochs"]
+    # The peer drops the last partial batch of each epoch.
+    images = (len(data[0]) // PEER_BATCH * PEER_BATCH
+              * results[0]["epochs"])
     for r in results:
         r["images_per_s"] = images / r["time_seconds"]
     return results, wall, patches
