@@ -168,6 +168,22 @@ def train_once(data, preset, seed, precision="float32", loader="tfdata",
     }
 
 
+def report_auto_precision(speeds):
+    """Prints what `precision="auto"` picks beside the measured faster one."""
+    pair = ("float32", "mixed_bfloat16")
+    if not set(pair) <= set(speeds):
+        return
+    from keras_regkit.training.precision import resolve_precision
+
+    auto = resolve_precision("auto")
+    faster = max(pair, key=speeds.__getitem__)
+    print(f"precision='auto' picks {auto.name}: {auto.reason}")
+    print(f"the fast preset trained faster in {faster} here "
+          f"(float32 {speeds['float32']:.0f} img/s, mixed_bfloat16 "
+          f"{speeds['mixed_bfloat16']:.0f} img/s): 'auto' "
+          f"{'agrees' if auto.name == faster else 'DISAGREES'}", flush=True)
+
+
 def _line(label, r):
     return (f"{label:<34s} acc {r['accuracy']:.4f}  acc+TTA "
             f"{r['accuracy_tta']:.4f}  wall {r['wall_s']:7.1f} s  train "
@@ -193,11 +209,14 @@ def run(data, seeds, precisions, ablate, loader, epochs=None,
     print(_line(f"fast mean of {len(seeds)} seeds", mean), flush=True)
     print(f"training cost: {mean['gflop_per_image']:.3f} GFLOP per image",
           flush=True)
+    speeds = {precisions[0]: mean["images_per_s"]}
     for precision in precisions[1:]:
         # Throughput of another precision: a shorter run is enough.
         r = train_once(data, preset, seeds[0], precision, loader,
                        throughput_epochs or epochs, verbose, jit_compile)
+        speeds[precision] = r["images_per_s"]
         print(_line(f"fast seed {seeds[0]} ({precision})", r), flush=True)
+    report_auto_precision(speeds)
     if not ablate:
         return results
     rows = [("full preset", mean)]

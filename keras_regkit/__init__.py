@@ -61,6 +61,7 @@ _PUBLIC = {
     "alternating_flip_mask": "keras_regkit.data.flips",
     "augmentation_from_image_data_generator": "keras_regkit.data.image_data_generator",
     "cutmix": "keras_regkit.data.mixing",
+    "mix_arrays": "keras_regkit.data.array_loader",
     "mix_batch": "keras_regkit.data.mixing",
     "mixup": "keras_regkit.data.mixing",
     "make_dataset": "keras_regkit.data.pipeline",

@@ -13,6 +13,7 @@ import importlib
 from typing import Any
 
 from keras_regkit.data.array_loader import ArrayLoader
+from keras_regkit.data.array_loader import mix_arrays
 from keras_regkit.data.device_loader import DeviceArrayLoader
 from keras_regkit.data.augmentation import AUGMENTATION_POLICIES
 from keras_regkit.data.augmentation import augmentation_model_layers
@@ -48,6 +49,7 @@ __all__ = [
     "load_cifar10",
     "load_cifar10_sample",
     "make_dataset",
+    "mix_arrays",
     "mix_batch",
     "mixup",
     "reference_augmentation",

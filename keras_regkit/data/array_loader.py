@@ -5,11 +5,13 @@ and `predict` on the TensorFlow, JAX and PyTorch backends, and works where
 TensorFlow is not installed (nothing here imports it). It does the airbench
 data tricks in vectorized NumPy: a seeded reshuffle every epoch,
 alternating or random horizontal flips, and 2-pixel translations with
-reflected borders. The array checks `make_dataset` shares live here too.
+reflected borders, then MixUp or CutMix when asked. The array checks
+`make_dataset` shares live here too.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 from typing import Any
 
 import numpy as np
@@ -17,6 +19,7 @@ import numpy.typing as npt
 
 import keras
 
+from keras_regkit._validation import check_non_negative
 from keras_regkit._validation import invalid
 from keras_regkit.data._checks import check_channel_stats
 from keras_regkit.data._checks import check_images
@@ -24,6 +27,9 @@ from keras_regkit.data._checks import check_loader_args
 from keras_regkit.data._checks import check_labels
 from keras_regkit.data.flips import alternating_flip_mask
 from keras_regkit.data.flips import flip_images
+
+if TYPE_CHECKING:
+    from keras_regkit.models.presets import PresetLike
 
 LOADER_AUGMENTATIONS = ("none", "flip", "alternating_flip",
                         "flip_translate2", "alternating_flip_translate2")
@@ -60,11 +66,83 @@ def random_translate(images: np.ndarray, pixels: int,
                   cols[:, None, :]]
 
 
+def mix_arrays(images: np.ndarray, labels: np.ndarray, mixup_alpha: float,
+               cutmix_alpha: float, rng: np.random.Generator,
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """MixUp or CutMix on a NumPy batch, with the rules of `mix_batch`.
+
+    One `lam ~ Beta(alpha, alpha)` and one random pairing per batch. MixUp
+    blends each image with its partner by `lam`; CutMix pastes a box of
+    the partner's pixels, with sides `sqrt(1 - lam)` times the image's and
+    a uniform centre, clipped to the image. The labels are blended with the
+    weight the pixels actually kept, so every row still sums to 1. With
+    both alphas above 0, each batch gets one of the two, half the time
+    each; with both 0 the batch is returned unchanged.
+
+    Args:
+        images: float images `(B, height, width, channels)`.
+        labels: one-hot or soft labels `(B, K)`.
+        mixup_alpha: MixUp's Beta concentration; 0 turns it off.
+        cutmix_alpha: CutMix's Beta concentration; 0 turns it off.
+        rng: a `np.random.Generator`.
+
+    Returns:
+        `(images, labels)`, float32.
+
+    Example:
+
+    >>> rng = np.random.default_rng(0)
+    >>> images = np.stack([np.zeros((4, 4, 1)), np.ones((4, 4, 1))])
+    >>> labels = np.eye(2)
+    >>> mixed, soft = mix_arrays(images, labels, 0.0, 1.0, rng)
+    >>> bool(np.allclose(soft.sum(-1), 1.0))
+    True
+    >>> bool(np.allclose(mixed.mean((1, 2, 3)), soft[:, 1]))  # kept area
+    True
+
+    References:
+        - Zhang et al., "mixup: Beyond Empirical Risk Minimization",
+          ICLR 2018.
+        - Yun et al., "CutMix: Regularization Strategy to Train Strong
+          Classifiers with Localizable Features", ICCV 2019.
+    """
+    mixup_alpha = check_non_negative("mixup_alpha", mixup_alpha)
+    cutmix_alpha = check_non_negative("cutmix_alpha", cutmix_alpha)
+    if mixup_alpha == 0 and cutmix_alpha == 0:
+        return images, labels
+    if mixup_alpha > 0 and cutmix_alpha > 0:
+        use_mixup = bool(rng.random() < 0.5)
+    else:
+        use_mixup = mixup_alpha > 0
+    alpha = mixup_alpha if use_mixup else cutmix_alpha
+    lam = float(rng.beta(alpha, alpha))
+    partners = rng.permutation(len(images))
+    if use_mixup:
+        images = lam * images + (1.0 - lam) * images[partners]
+        kept = lam
+    else:
+        height, width = images.shape[1:3]
+        ratio = np.sqrt(1.0 - lam)
+        cut_h, cut_w = round(ratio * height), round(ratio * width)
+        centre_y, centre_x = rng.integers(0, height), rng.integers(0, width)
+        top, bottom = np.clip([centre_y - cut_h // 2,
+                               centre_y - cut_h // 2 + cut_h], 0, height)
+        left, right = np.clip([centre_x - cut_w // 2,
+                               centre_x - cut_w // 2 + cut_w], 0, width)
+        images = images.copy()
+        images[:, top:bottom, left:right] = (
+            images[partners, top:bottom, left:right])
+        kept = 1.0 - (bottom - top) * (right - left) / (height * width)
+    labels = kept * labels + (1.0 - kept) * labels[partners]
+    return images.astype(np.float32), labels.astype(np.float32)
+
+
 class ArrayLoader(keras.utils.PyDataset):
     """In-memory NumPy batches for `fit`, with the airbench data tricks.
 
     Training: a new seeded order every epoch (`rng(seed, epoch)`), then per
-    batch the chosen flips and translation, vectorized in NumPy; the last
+    batch the chosen flips and translation, vectorized in NumPy, then
+    MixUp or CutMix when an alpha is above 0 (`mix_arrays`); the last
     partial batch is dropped. Evaluation: the images in order, unchanged,
     every image kept. Images come out float32 (in [0, 1] for uint8 input
     with `normalize=True`, then `(x - mean) / std` when given); labels come
@@ -98,6 +176,12 @@ class ArrayLoader(keras.utils.PyDataset):
             Defaults to `None`.
         std: per-channel standard deviation (or one float) divided by
             after subtracting `mean`. Defaults to `None`.
+        mixup_alpha: MixUp's Beta concentration, >= 0; 0 turns it off.
+            Training only; needs one-hot labels (`num_classes` or one-hot
+            `y`). Defaults to `0.0`.
+        cutmix_alpha: CutMix's Beta concentration, >= 0; 0 turns it off.
+            With both alphas above 0, each batch gets one of the two.
+            Defaults to `0.0`.
         **kwargs: `workers`, `use_multiprocessing`, `max_queue_size` of
             `keras.utils.PyDataset`.
 
@@ -121,7 +205,8 @@ class ArrayLoader(keras.utils.PyDataset):
                  num_classes: int | None = None, seed: int | None = None,
                  normalize: bool = True, drop_remainder: bool | None = None,
                  mean: npt.ArrayLike | None = None,
-                 std: npt.ArrayLike | None = None, **kwargs: Any) -> None:
+                 std: npt.ArrayLike | None = None, mixup_alpha: float = 0.0,
+                 cutmix_alpha: float = 0.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         (self.batch_size, self.training, self.augmentation,
          self.num_classes, self.seed, self.normalize) = check_loader_args(
@@ -143,6 +228,13 @@ class ArrayLoader(keras.utils.PyDataset):
                           f"when there are fewer images ({len(self.x)}) "
                           f"than `batch_size` ({self.batch_size})")
         self.drop_remainder = bool(drop_remainder)
+        self.mixup_alpha = check_non_negative("mixup_alpha", mixup_alpha)
+        self.cutmix_alpha = check_non_negative("cutmix_alpha", cutmix_alpha)
+        for name in ("mixup_alpha", "cutmix_alpha"):
+            if getattr(self, name) > 0 and self.y.ndim != 2:
+                raise invalid(name, getattr(self, name), "0 with integer "
+                              "labels: mixing blends labels, so pass "
+                              "`num_classes` (or one-hot `y`)")
         self.epoch = 0
         self._order: tuple[int, np.ndarray] | None = None
         self._base_flip = alternating_flip_mask(len(self.x), 0, self.seed)
@@ -197,4 +289,85 @@ class ArrayLoader(keras.utils.PyDataset):
             images -= self.mean
         if self.std is not None:
             images /= self.std
-        return images, self.y[ids]
+        labels = self.y[ids]
+        if self.training and (self.mixup_alpha or self.cutmix_alpha):
+            rng = np.random.default_rng([self.seed, self.epoch, 3, index])
+            images, labels = mix_arrays(images, labels, self.mixup_alpha,
+                                        self.cutmix_alpha, rng)
+        return images, labels
+
+    @classmethod
+    def from_preset(cls, x: npt.ArrayLike, y: npt.ArrayLike,
+                    preset: PresetLike, training: bool,
+                    num_classes: int | None = None, seed: int | None = None,
+                    **kwargs: Any) -> ArrayLoader:
+        """A loader that applies a preset's data recipe, all of it or none.
+
+        Takes `batch_size`, `augmentation`, `mixup_alpha` and
+        `cutmix_alpha` from the preset. A preset field this loader cannot
+        honour (an augmentation policy other than the flips and shifts of
+        `LOADER_AUGMENTATIONS`, such as the `"standard"` policy of the
+        medium preset) raises a `ValueError` that names the field, instead
+        of being dropped; `make_dataset` (tf.data) applies every policy.
+
+        Args:
+            x: images, as for `ArrayLoader`.
+            y: labels, as for `ArrayLoader`; integer labels need
+                `num_classes` when the preset mixes.
+            preset: a `CapacityPreset` or anything `get_preset` takes.
+            training: `True` for the training loader.
+            num_classes: number of classes, for one-hot labels. Defaults
+                to `None`.
+            seed: the loader's seed. Defaults to `None`.
+            **kwargs: any other `ArrayLoader` argument (`normalize`,
+                `mean`, `std`, `drop_remainder`, ...).
+
+        Returns:
+            An `ArrayLoader`.
+
+        Raises:
+            ValueError: the preset asks for what this loader cannot do.
+
+        Example:
+
+        >>> x = np.zeros((8, 32, 32, 3), np.uint8)
+        >>> loader = ArrayLoader.from_preset(x, np.arange(8) % 2, "fast",
+        ...                                  training=True, num_classes=2)
+        >>> loader.batch_size, loader.augmentation
+        (1024, 'alternating_flip_translate2')
+        >>> ArrayLoader.from_preset(x, np.arange(8) % 2, "medium", True)
+        Traceback (most recent call last):
+        ...
+        ValueError: The preset 'medium' sets augmentation='standard', which
+        ArrayLoader cannot apply ...
+        """
+        from keras_regkit.models.presets import get_preset
+
+        preset = get_preset(preset)
+        taken = {"batch_size", "augmentation", "mixup_alpha", "cutmix_alpha"}
+        clash = sorted(taken & set(kwargs))
+        if clash:
+            raise TypeError(
+                f"ArrayLoader.from_preset() takes {', '.join(clash)} from "
+                "the preset: pass `preset.replace(...)` instead of the "
+                "keyword argument")
+        if preset.augmentation not in LOADER_AUGMENTATIONS:
+            allowed = ", ".join(repr(a) for a in LOADER_AUGMENTATIONS)
+            raise ValueError(
+                f"The preset {preset.name!r} sets augmentation="
+                f"{preset.augmentation!r}, which ArrayLoader cannot apply "
+                f"(it applies {allowed}). Train through `make_dataset` "
+                "(tf.data) or `ProductionModelBuilder`, or pass "
+                "`preset.replace(augmentation=...)` with one of those.")
+        if num_classes is None and (preset.mixup_alpha or preset.cutmix_alpha):
+            y_array = np.asarray(y)
+            if y_array.ndim != 2 or y_array.shape[-1] == 1:
+                name = "mixup_alpha" if preset.mixup_alpha else "cutmix_alpha"
+                raise ValueError(
+                    f"The preset {preset.name!r} sets {name}="
+                    f"{getattr(preset, name)!r}; mixing blends labels, so "
+                    "pass `num_classes` (or one-hot `y`).")
+        return cls(x, y, preset.batch_size, training,
+                   augmentation=preset.augmentation, num_classes=num_classes,
+                   seed=seed, mixup_alpha=preset.mixup_alpha,
+                   cutmix_alpha=preset.cutmix_alpha, **kwargs)

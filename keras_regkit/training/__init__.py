@@ -16,6 +16,7 @@ _LAZY = {
     "make_optimizer": "keras_regkit.training.recipe",
     "trick_callbacks": "keras_regkit.training.recipe",
     "PRECISIONS": "keras_regkit.training.precision",
+    "measure_precisions": "keras_regkit.training.precision",
     "resolve_precision": "keras_regkit.training.precision",
     "TTA_MODES": "keras_regkit.training.tta",
     "tta_predict": "keras_regkit.training.tta",

@@ -63,7 +63,8 @@ class ProductionModelBuilder:
             `"model"` (augmentation layers at the front of the model, on the
             accelerator). Defaults to `"pipeline"`.
         precision: `"float32"`, `"mixed_bfloat16"`, `"mixed_float16"` or
-            `"auto"` (bfloat16 only on CPUs with native BF16). Defaults to
+            `"auto"` (the faster of float32 and bfloat16, measured on this
+            machine: see `resolve_precision`). Defaults to
             `"float32"`.
         **overrides: single preset fields to override, e.g. `epochs=5`.
 

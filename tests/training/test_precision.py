@@ -32,15 +32,91 @@ def test_native_bf16_is_read_from_cpu_flags(tmp_path, flags, expected):
     assert cpu_has_native_bf16(cpuinfo) is expected
 
 
-def test_auto_picks_bfloat16_only_with_native_support(monkeypatch):
+@pytest.fixture
+def probe(monkeypatch, tmp_path):
+    """`measure_precisions` replaced by a counter; a private cache."""
     import keras_regkit.training.precision as precision
 
     monkeypatch.setattr(precision, "_has_gpu", lambda: False)
-    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(precision, "_MEASURED", {})
+    calls = []
+    timings = {"float32": 0.2, "mixed_bfloat16": 0.1}
+
+    def fake(batch_size=64, steps=3):
+        calls.append(1)
+        return dict(timings)
+
+    monkeypatch.setattr(precision, "measure_precisions", fake)
+    return precision, calls, timings, tmp_path / "cache" / "keras_regkit" / \
+        "precision.json"
+
+
+def test_auto_picks_the_precision_measured_faster(probe):
+    precision, calls, timings, _ = probe
     chosen = resolve_precision("auto")
-    assert chosen.name == "float32" and "no native BF16" in chosen.reason
-    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
+    assert chosen.name == "mixed_bfloat16"
+    assert "float32 200.0 ms/step, mixed_bfloat16 100.0 ms/step" in \
+        chosen.reason
+    assert "just measured" in chosen.reason
+    precision._MEASURED.clear()
+    timings.update(float32=0.1, mixed_bfloat16=0.3)
+    for _ in range(2):  # read back from the cache: still bfloat16
+        assert resolve_precision("auto").name == "mixed_bfloat16"
+    assert len(calls) == 1
+    precision._MEASURED.clear()
+    precision._cache_path().unlink()
+    chosen = resolve_precision("auto")  # measured again: float32 now
+    assert chosen.name == "float32" and len(calls) == 2
+
+
+def test_the_probe_cache_is_per_machine_and_backend(probe):
+    import json
+
+    precision, calls, _, path = probe
+    resolve_precision("auto")
+    entries = json.loads(path.read_text())
+    (key, seconds), = entries.items()
+    assert keras.backend.backend() in key and keras.__version__ in key
+    assert seconds == {"float32": 0.2, "mixed_bfloat16": 0.1}
+    # Another machine's entry is kept and not used.
+    entries["another CPU"] = {"float32": 0.1, "mixed_bfloat16": 9.0}
+    path.write_text(json.dumps(entries))
+    precision._MEASURED.clear()
+    chosen = resolve_precision("auto")
+    assert chosen.name == "mixed_bfloat16" and "cached in" in chosen.reason
+    assert len(calls) == 1
+    assert "earlier in this process" in resolve_precision("auto").reason
+
+
+@pytest.mark.parametrize("content", ["{not json", "[1, 2]",
+                                     '{"KEY": {"float32": -1.0}}'])
+def test_a_damaged_probe_cache_is_measured_again(probe, content):
+    precision, calls, _, path = probe
+    resolve_precision("auto")
+    key = next(iter(json_load(path)))
+    path.write_text(content.replace("KEY", key))
+    precision._MEASURED.clear()
     assert resolve_precision("auto").name == "mixed_bfloat16"
+    assert len(calls) == 2
+    assert key in json_load(path)
+
+
+def json_load(path):
+    import json
+
+    return json.loads(path.read_text())
+
+
+def test_the_probe_times_both_precisions_for_real():
+    from keras_regkit.training.precision import measure_precisions
+
+    seconds = measure_precisions(batch_size=4, steps=1)
+    assert sorted(seconds) == ["float32", "mixed_bfloat16"]
+    assert all(0 < s < 60 for s in seconds.values())
+    assert keras.config.dtype_policy().name == "float32"  # restored
+    with pytest.raises(ValueError, match="argument `steps`"):
+        measure_precisions(steps=0)
 
 
 def test_missing_cpuinfo_means_no_native_bf16(tmp_path):
