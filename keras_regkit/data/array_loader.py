@@ -11,8 +11,8 @@ reflected borders, then MixUp or CutMix when asked. The array checks
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
 from typing import Any
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -28,8 +28,21 @@ from keras_regkit.data._checks import check_labels
 from keras_regkit.data.flips import alternating_flip_mask
 from keras_regkit.data.flips import flip_images
 
-if TYPE_CHECKING:
-    from keras_regkit.models.presets import PresetLike
+
+
+class _DataRecipe(Protocol):
+    """The preset fields `ArrayLoader.from_preset` reads (a `CapacityPreset`)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def batch_size(self) -> int: ...
+    @property
+    def augmentation(self) -> str: ...
+    @property
+    def mixup_alpha(self) -> float: ...
+    @property
+    def cutmix_alpha(self) -> float: ...
 
 LOADER_AUGMENTATIONS = ("none", "flip", "alternating_flip",
                         "flip_translate2", "alternating_flip_translate2")
@@ -298,7 +311,7 @@ class ArrayLoader(keras.utils.PyDataset):
 
     @classmethod
     def from_preset(cls, x: npt.ArrayLike, y: npt.ArrayLike,
-                    preset: PresetLike, training: bool,
+                    preset: _DataRecipe, training: bool,
                     num_classes: int | None = None, seed: int | None = None,
                     **kwargs: Any) -> ArrayLoader:
         """A loader that applies a preset's data recipe, all of it or none.
@@ -314,7 +327,7 @@ class ArrayLoader(keras.utils.PyDataset):
             x: images, as for `ArrayLoader`.
             y: labels, as for `ArrayLoader`; integer labels need
                 `num_classes` when the preset mixes.
-            preset: a `CapacityPreset` or anything `get_preset` takes.
+            preset: a `CapacityPreset` (from `get_preset`).
             training: `True` for the training loader.
             num_classes: number of classes, for one-hot labels. Defaults
                 to `None`.
@@ -330,20 +343,27 @@ class ArrayLoader(keras.utils.PyDataset):
 
         Example:
 
+        >>> from keras_regkit import get_preset
         >>> x = np.zeros((8, 32, 32, 3), np.uint8)
-        >>> loader = ArrayLoader.from_preset(x, np.arange(8) % 2, "fast",
-        ...                                  training=True, num_classes=2)
+        >>> loader = ArrayLoader.from_preset(
+        ...     x, np.arange(8) % 2, get_preset("fast"), training=True,
+        ...     num_classes=2)
         >>> loader.batch_size, loader.augmentation
         (1024, 'alternating_flip_translate2')
-        >>> ArrayLoader.from_preset(x, np.arange(8) % 2, "medium", True)
+        >>> ArrayLoader.from_preset(x, np.arange(8) % 2, get_preset("medium"),
+        ...                         True)
         Traceback (most recent call last):
         ...
         ValueError: The preset 'medium' sets augmentation='standard', which
         ArrayLoader cannot apply ...
         """
-        from keras_regkit.models.presets import get_preset
-
-        preset = get_preset(preset)
+        # Data sits below models in the package's layers: the preset comes
+        # in as an object, never looked up by name here.
+        fields = ("name", "batch_size", "augmentation", "mixup_alpha",
+                  "cutmix_alpha")
+        if not all(hasattr(preset, f) for f in fields):
+            raise invalid("preset", preset, "a CapacityPreset, e.g. "
+                          "`get_preset(\"fast\")`", TypeError)
         taken = {"batch_size", "augmentation", "mixup_alpha", "cutmix_alpha"}
         clash = sorted(taken & set(kwargs))
         if clash:

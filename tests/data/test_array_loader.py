@@ -371,7 +371,8 @@ def test_from_preset_honours_every_data_field_or_names_it(cifar10_small):
     # which is Keras layers: refused by name, not silently dropped.
     with pytest.raises(ValueError, match="sets augmentation='strong', "
                                          "which ArrayLoader cannot apply"):
-        ArrayLoader.from_preset(x, y, "large", True, num_classes=10)
+        ArrayLoader.from_preset(x, y, get_preset("large"), True,
+                                num_classes=10)
     large = get_preset("large", augmentation="flip_translate2",
                        batch_size=16, cutmix_alpha=1.0)
     loader = ArrayLoader.from_preset(x, y, large, True, num_classes=10,
@@ -383,6 +384,8 @@ def test_from_preset_honours_every_data_field_or_names_it(cifar10_small):
                                          "blends labels, so pass "
                                          "`num_classes`"):
         ArrayLoader.from_preset(x, y, large, True)
+    with pytest.raises(TypeError, match="argument `preset`"):
+        ArrayLoader.from_preset(x, y, "large", True, num_classes=10)
     with pytest.raises(TypeError, match="takes batch_size from the preset"):
         ArrayLoader.from_preset(x, y, large, True, num_classes=10,
                                 batch_size=8)
