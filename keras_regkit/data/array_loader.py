@@ -367,10 +367,11 @@ class ArrayLoader(keras.utils.PyDataset):
         taken = {"batch_size", "augmentation", "mixup_alpha", "cutmix_alpha"}
         clash = sorted(taken & set(kwargs))
         if clash:
+            given = ", ".join(f"{k}={kwargs[k]!r}" for k in clash)
             raise TypeError(
                 f"ArrayLoader.from_preset() takes {', '.join(clash)} from "
                 "the preset: pass `preset.replace(...)` instead of the "
-                "keyword argument")
+                f"keyword argument. Received: {given}")
         if preset.augmentation not in LOADER_AUGMENTATIONS:
             allowed = ", ".join(repr(a) for a in LOADER_AUGMENTATIONS)
             raise ValueError(
