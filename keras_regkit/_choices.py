@@ -31,6 +31,9 @@ PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16", "auto")
 TTA_MODES = (False, True, "flip", "flip_translate")
 # Where the builder runs augmentation (`training/builder.py`).
 AUGMENT_ON = ("pipeline", "model")
+# How the builder feeds training data (`training/builder.py`): "auto" takes
+# tf.data where TensorFlow is installed and NumPy batches where it is not.
+LOADERS = ("auto", "tf.data", "arrays")
 # Data sets the command line trains on.
 DATASETS = ("cifar10-sample", "cifar10")
 # Ablations of `compare_ablations` / `regkit compare`, each a family of

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from keras_regkit._choices import ARCHITECTURE_NAMES
 from keras_regkit._choices import AUGMENT_ON
 from keras_regkit._choices import AUGMENTATION_POLICIES
+from keras_regkit._choices import LOADERS
 from keras_regkit._choices import PRECISIONS
 from keras_regkit._choices import PRESET_NAMES
 from keras_regkit.cli import _common
@@ -27,8 +28,10 @@ def add_parser(
     """Adds `regkit train` to an argparse subparsers object."""
     p = subparsers.add_parser(
         "train", help="train a capacity preset on CIFAR-10",
-        description="Train a capacity preset on CIFAR-10 through a tf.data "
-        "pipeline and write a run folder (config.yaml, history.csv, "
+        description="Train a capacity preset on CIFAR-10, on any Keras "
+        "backend (KERAS_BACKEND), through a tf.data pipeline (or NumPy "
+        "batches where TensorFlow is not installed), and write a run "
+        "folder (config.yaml, history.csv, "
         "best_model.keras, final_model.keras, summary.json, "
         "training_curves.png, TensorBoard logs). Running again with the same "
         "--out resumes an interrupted run.")
@@ -57,6 +60,11 @@ def add_parser(
     training.add_argument("--augment-on", choices=AUGMENT_ON,
                           default="pipeline",
                           help="where augmentation runs (default pipeline)")
+    training.add_argument("--loader", choices=LOADERS, default="auto",
+                          help="how batches are made: tf.data, NumPy "
+                          "arrays (no TensorFlow; flip/shift policies, or "
+                          "--augment-on model), or auto: tf.data where "
+                          "TensorFlow is installed (default auto)")
     training.add_argument("--precision", choices=PRECISIONS,
                           default="float32",
                           help="compute precision (default float32)")
@@ -78,6 +86,8 @@ def run(args: argparse.Namespace) -> int:
     """Trains, evaluates the returned model and prints where it all went."""
     import time
 
+    from keras.backend import backend as keras_backend
+
     from keras_regkit.training._remaining_time import RemainingTimeEstimate
     from keras_regkit.training.builder import ProductionModelBuilder
 
@@ -91,13 +101,15 @@ def run(args: argparse.Namespace) -> int:
     capacity = str(args.config) if args.config else args.capacity
     builder = ProductionModelBuilder(
         (32, 32, 3), 10, model_capacity=capacity, seed=args.seed,
-        precision=args.precision, augment_on=args.augment_on, **overrides)
+        precision=args.precision, augment_on=args.augment_on,
+        loader=args.loader, **overrides)
     out = args.out or Path("runs") / (
         f"{builder.preset.name}-{time.strftime('%Y%m%d-%H%M%S')}")
     x_train, y_train, x_val, y_val, split = _common.load_data(args)
     print(f"regkit train: preset {builder.preset.name}, "
           f"{len(x_train)} training / {len(x_val)} validation images "
-          f"({split}), precision {builder.precision.name}, run folder {out}",
+          f"({split}), backend {keras_backend()}, loader {builder.loader}, "
+          f"precision {builder.precision.name}, run folder {out}",
           flush=True)
     model, history = builder.train(
         x_train, y_train, x_val, y_val, architecture=args.architecture,

@@ -2,8 +2,12 @@
 
 The builder is a facade: the preset (`models/presets.py`) fixes width, depth
 and regularization together; a backbone (`models/*.py`) builds the network;
-`data/pipeline.py` feeds it through tf.data with per-batch augmentation; the
-callbacks watch and save the run. The reference recipe's usage runs unchanged:
+`data/pipeline.py` feeds it through tf.data with per-batch augmentation (or,
+where TensorFlow is not installed, `data/array_loader.py` through NumPy
+batches); the callbacks watch and save the run. It runs on every Keras
+backend; `strategy` takes a `tf.distribute.Strategy` on TensorFlow or a
+Keras distribution (`keras.distribution.DataParallel`) on JAX. The
+reference recipe's usage runs unchanged:
 
     builder = ProductionModelBuilder((32, 32, 3), 10, model_capacity="medium")
     model, history = builder.train(X_train, y_train, X_val, y_val,
@@ -13,22 +17,24 @@ callbacks watch and save the run. The reference recipe's usage runs unchanged:
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
 from typing import Any
 
 import keras
 import numpy as np
 import numpy.typing as npt
-import tensorflow as tf
 
 from keras_regkit._choices import AUGMENT_ON
+from keras_regkit._choices import LOADERS
 from keras_regkit._typing import StrPath
 from keras_regkit._validation import check_choice, check_int, check_seed, invalid
 from keras_regkit.callbacks import NaNGuard
 from keras_regkit.callbacks import OverfittingDetector
-from keras_regkit.data.augmentation import get_augmentation
-from keras_regkit.data.pipeline import make_dataset
+from keras_regkit.data.array_loader import LOADER_AUGMENTATIONS
+from keras_regkit.data.array_loader import ArrayLoader
 from keras_regkit.models import build_backbone
 from keras_regkit.models.fast_net import adapt_fast_net
 from keras_regkit.models.presets import PresetLike
@@ -43,6 +49,9 @@ from keras_regkit.training.recipe import trick_callbacks
 from keras_regkit.training.runs import RunFolder
 from keras_regkit.training.runs import tensorboard_available
 
+if TYPE_CHECKING:
+    import tensorflow as tf
+
 
 
 class ProductionModelBuilder:
@@ -56,9 +65,12 @@ class ProductionModelBuilder:
             `"medium"`.
         seed: seed for weights, shuffling and augmentation. Defaults to
             `None`.
-        strategy: an optional `tf.distribute.Strategy`; models are built and
-            compiled in its scope and `batch_size` is the global batch.
-            Defaults to `None`.
+        strategy: `None`, a `tf.distribute.Strategy` (TensorFlow backend;
+            models are built and compiled in its scope) or a
+            Keras distribution, `keras.distribution.DataParallel()` or
+            `ModelParallel` (JAX backend; `train` runs in its scope).
+            Either way `batch_size` is the global batch. Defaults to
+            `None`.
         augment_on: `"pipeline"` (augment in tf.data, on the host CPU) or
             `"model"` (augmentation layers at the front of the model, on the
             accelerator). Defaults to `"pipeline"`.
@@ -66,6 +78,14 @@ class ProductionModelBuilder:
             `"auto"` (the faster of float32 and bfloat16, measured on this
             machine: see `resolve_precision`). Defaults to
             `"float32"`.
+        loader: how `train` feeds arrays: `"tf.data"` (`make_dataset`:
+            every augmentation policy, on any backend, needs TensorFlow
+            installed), `"arrays"` (`ArrayLoader`: NumPy batches, no
+            TensorFlow, the flip and 2-pixel shift policies of
+            `LOADER_AUGMENTATIONS`; the others need `augment_on="model"`),
+            or `"auto"` (tf.data where TensorFlow is installed, else
+            arrays). A preset field the chosen loader cannot apply raises
+            a `ValueError` naming it, here. Defaults to `"auto"`.
         **overrides: single preset fields to override, e.g. `epochs=5`.
 
     Example:
@@ -78,9 +98,13 @@ class ProductionModelBuilder:
     def __init__(self, input_shape: Sequence[int], num_classes: int,
                  model_capacity: PresetLike = "medium",
                  seed: int | None = None,
-                 strategy: tf.distribute.Strategy | None = None,
+                 strategy: (tf.distribute.Strategy
+                            | keras.distribution.DataParallel
+                            | keras.distribution.ModelParallel
+                            | None) = None,
                  augment_on: str = "pipeline",
                  precision: str | Precision = "float32",
+                 loader: str = "auto",
                  **overrides: Any) -> None:
         shape = tuple(input_shape) if isinstance(input_shape, (list, tuple)) \
             else input_shape
@@ -93,12 +117,11 @@ class ProductionModelBuilder:
         self.num_classes = check_int("num_classes", num_classes, 2)
         self.preset = get_preset(model_capacity, **overrides)
         self.seed = check_seed("seed", seed)
-        if strategy is not None and not isinstance(
-                strategy, tf.distribute.Strategy):
-            raise invalid("strategy", strategy,
-                          "a tf.distribute.Strategy or None", TypeError)
-        self.strategy = strategy
+        self.strategy = _check_strategy(strategy)
         self.augment_on = check_choice("augment_on", augment_on, AUGMENT_ON)
+        self.loader = _resolve_loader(loader, self.strategy)
+        if self.loader == "arrays" and self.augment_on == "pipeline":
+            _check_loader_augmentation(self.preset.augmentation)
         self.precision = resolve_precision(precision)
 
     @property
@@ -107,9 +130,18 @@ class ProductionModelBuilder:
         return dict(self.preset.reg_config)
 
     def _scope(self) -> contextlib.AbstractContextManager[Any]:
-        if self.strategy is None:
+        """The tf.distribute strategy's scope (building and compiling)."""
+        if self.strategy is None or _is_distribution(self.strategy):
             return contextlib.nullcontext()
         return self.strategy.scope()
+
+    def _distribution_scope(self) -> contextlib.AbstractContextManager[Any]:
+        """The Keras distribution's scope: the whole of `train` runs in it,
+        since the JAX trainer shards each batch by the distribution current
+        when `fit` runs."""
+        if _is_distribution(self.strategy):
+            return self.strategy.scope()
+        return contextlib.nullcontext()
 
     def _seed_all(self) -> None:
         if self.seed is not None:
@@ -236,6 +268,8 @@ class ProductionModelBuilder:
         For "medium" this is the reference recipe's: horizontal flip, rotation 0.1,
         zoom 0.1, translation 0.1 x 0.1 and contrast 0.1.
         """
+        from keras_regkit.data.augmentation import get_augmentation
+
         return get_augmentation(self.preset.augmentation, seed=self.seed)
 
     def make_dataset(self, x: npt.ArrayLike | tf.data.Dataset,
@@ -247,7 +281,10 @@ class ProductionModelBuilder:
         `x` may be arrays (with `y`) or a `tf.data.Dataset` of
         `(image, label)` pairs, batched or not (with `y=None`); either way
         the preset's augmentation, mixing and one-hot labels are applied.
+        Needs TensorFlow; `make_loader` is the NumPy counterpart.
         """
+        from keras_regkit.data.pipeline import make_dataset
+
         batch_size = batch_size or self.preset.batch_size
         augment = training and self.augment_on == "pipeline"
         mix = self.preset.mix_config if training else None
@@ -258,6 +295,31 @@ class ProductionModelBuilder:
             augmentation=self.preset.augmentation if augment else None,
             mix=mix, num_classes=self.num_classes, seed=self.seed,
         )
+
+    def make_loader(self, x: npt.ArrayLike, y: npt.ArrayLike,
+                    batch_size: int | None = None,
+                    training: bool = True) -> ArrayLoader:
+        """An `ArrayLoader` for this builder: `make_dataset` without TensorFlow.
+
+        The preset's batch size, augmentation (when `augment_on` is
+        `"pipeline"`) and MixUp/CutMix, with one-hot labels, through
+        `ArrayLoader.from_preset`, which refuses a field it cannot apply.
+        """
+        recipe = self.preset.replace(
+            batch_size=batch_size or self.preset.batch_size)
+        if self.augment_on != "pipeline":
+            recipe = recipe.replace(augmentation="none")
+        elif training:
+            _check_loader_augmentation(recipe.augmentation)
+        return ArrayLoader.from_preset(x, y, recipe, training,
+                                       num_classes=self.num_classes,
+                                       seed=self.seed)
+
+    def _make_input(self, x: Any, y: Any, batch_size: int,
+                    training: bool) -> Any:
+        if self.loader == "tf.data":
+            return self.make_dataset(x, y, batch_size, training)
+        return self.make_loader(x, y, batch_size, training)
 
     def _with_model_augmentation(self, model: keras.Model) -> keras.Model:
         augmentation = self.get_data_augmentation()
@@ -311,19 +373,33 @@ class ProductionModelBuilder:
         # The config this run really uses, as written to (and checked
         # against) its run folder.
         resolved = self.preset.replace(epochs=epochs, batch_size=batch_size)
-        if (X_val is None) != (y_val is None) and not isinstance(
-                X_val, tf.data.Dataset):
+        if (X_val is None) != (y_val is None) and not _is_tf_dataset(X_val):
             raise invalid("y_val", None if y_val is None else "array",
                           "labels given together with X_val")
-        _check_image_shape("X_train", X_train, self.input_shape)
-        _check_image_shape("X_val", X_val, self.input_shape)
+        for name, data in (("X_train", X_train), ("X_val", X_val)):
+            if self.loader == "arrays" and _is_tf_dataset(data):
+                raise invalid(name, data, "arrays with `loader='arrays'` "
+                              "(pass `loader='tf.data'` for a dataset)",
+                              TypeError)
+            _check_image_shape(name, data, self.input_shape)
+        with self._distribution_scope():
+            return self._train(
+                X_train, y_train, X_val, y_val, epochs, batch_size,
+                resolved, architecture, run_dir, callbacks, verbose,
+                jit_compile, overwrite)
+
+    def _train(self, X_train: Any, y_train: Any, X_val: Any, y_val: Any,
+               epochs: int, batch_size: int, resolved: Any,
+               architecture: str | None, run_dir: StrPath | None,
+               callbacks: Iterable[keras.callbacks.Callback] | None,
+               verbose: str | int, jit_compile: bool | str,
+               overwrite: bool) -> tuple[keras.Model, keras.callbacks.History]:
         self._seed_all()
-        train_ds = self.make_dataset(X_train, y_train, batch_size, True)
+        train_ds = self._make_input(X_train, y_train, batch_size, True)
         val_ds = None
         if X_val is not None:
-            val_ds = self.make_dataset(X_val, y_val, batch_size, False)
-        cardinality = int(train_ds.cardinality().numpy())
-        steps = cardinality if cardinality > 0 else None
+            val_ds = self._make_input(X_val, y_val, batch_size, False)
+        steps = _steps_per_epoch(train_ds)
         model = self.build_model(architecture)
         if self.preset.stem_whitening:  # fit the whitened stem to the data
             adapt_fast_net(model, _first_images(X_train))
@@ -384,11 +460,101 @@ class ProductionModelBuilder:
         return evaluate_model(model, x, y, batch_size=batch_size, tta=tta)
 
 
-def _check_image_shape(name: str,
-                       x: npt.ArrayLike | tf.data.Dataset | None,
+def _tensorflow_installed() -> bool:
+    """Whether TensorFlow can be imported (without importing it)."""
+    try:
+        return importlib.util.find_spec("tensorflow") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _is_tf_dataset(x: object) -> bool:
+    """Whether `x` is a tf.data.Dataset; never imports TensorFlow."""
+    if not type(x).__module__.startswith("tensorflow"):
+        return False
+    import tensorflow as tf
+
+    return isinstance(x, tf.data.Dataset)
+
+
+def _is_distribution(strategy: object) -> bool:
+    """A Keras distribution (its base class is not public in Keras 3.15)."""
+    return isinstance(strategy, (keras.distribution.DataParallel,
+                                 keras.distribution.ModelParallel))
+
+
+def _check_strategy(strategy: Any) -> Any:
+    """`None`, a tf.distribute strategy on TensorFlow, or a Keras
+    distribution on JAX; anything else is refused, naming `strategy`."""
+    backend = keras.backend.backend()
+    if strategy is None:
+        return None
+    if _is_distribution(strategy):
+        if backend != "jax":
+            raise invalid(
+                "strategy", strategy, "a Keras distribution "
+                f"on KERAS_BACKEND=jax only (this process runs {backend}); "
+                "on TensorFlow pass a tf.distribute.Strategy")
+        return strategy
+    if type(strategy).__module__.startswith("tensorflow"):
+        import tensorflow as tf
+
+        if isinstance(strategy, tf.distribute.Strategy):
+            if backend != "tensorflow":
+                raise invalid(
+                    "strategy", strategy, "a tf.distribute.Strategy on "
+                    "KERAS_BACKEND=tensorflow only (this process runs "
+                    f"{backend}); on JAX pass "
+                    "keras.distribution.DataParallel()")
+            return strategy
+    raise invalid("strategy", strategy, "None, a tf.distribute.Strategy or "
+                  "a keras.distribution.DataParallel / ModelParallel",
+                  TypeError)
+
+
+def _resolve_loader(loader: str, strategy: Any) -> str:
+    """The loader `train` uses: "tf.data" or "arrays" (see the class)."""
+    loader = check_choice("loader", loader, LOADERS)
+    has_tf = _tensorflow_installed()
+    if loader == "auto":
+        return "tf.data" if has_tf else "arrays"
+    if loader == "tf.data" and not has_tf:
+        raise invalid("loader", loader, "'arrays' or 'auto' where "
+                      "TensorFlow is not installed (or install it: pip "
+                      "install tensorflow)")
+    if loader == "arrays" and strategy is not None and not _is_distribution(
+            strategy):
+        raise invalid("loader", loader, "'tf.data' or 'auto' with a "
+                      "tf.distribute strategy, which distributes a "
+                      "tf.data.Dataset")
+    return loader
+
+
+def _check_loader_augmentation(augmentation: str) -> None:
+    """Refuses a policy the NumPy loader cannot apply, naming the field."""
+    if augmentation not in LOADER_AUGMENTATIONS:
+        allowed = ", ".join(repr(a) for a in LOADER_AUGMENTATIONS)
+        raise ValueError(
+            f"The preset sets augmentation={augmentation!r}, which the "
+            f"NumPy loader (loader='arrays') cannot apply; it applies "
+            f"{allowed}. Pass augment_on='model' (the policy runs as Keras "
+            "layers inside the model, on every backend), "
+            "loader='tf.data' (needs TensorFlow), or one of those "
+            "policies as `augmentation=`.")
+
+
+def _steps_per_epoch(data: Any) -> int | None:
+    """Training steps per epoch, or None when the input cannot tell."""
+    if isinstance(data, ArrayLoader):
+        return len(data)
+    cardinality = int(data.cardinality().numpy())
+    return cardinality if cardinality > 0 else None
+
+
+def _check_image_shape(name: str, x: Any,
                        input_shape: Sequence[int]) -> None:
     """Refuses image arrays whose images are not `input_shape`."""
-    if x is None or isinstance(x, tf.data.Dataset):
+    if x is None or _is_tf_dataset(x):
         return
     shape = np.shape(x)
     if tuple(shape[1:]) != tuple(input_shape):
@@ -398,7 +564,7 @@ def _check_image_shape(name: str,
 
 
 def _build_training_state(
-    model: keras.Model, dataset: tf.data.Dataset,
+    model: keras.Model, dataset: Any,
     scope: Callable[[], contextlib.AbstractContextManager[Any]],
 ) -> None:
     """Makes the optimizer's, the loss's and the metrics' variables now.
@@ -411,16 +577,20 @@ def _build_training_state(
     anything; the trained numbers are the same either way.
     """
     symbolic_build = getattr(model, "_symbolic_build", None)
+    # A dataset's element spec, or one real NumPy batch (only its shapes
+    # and dtypes are read).
+    batch = dataset[0] if isinstance(dataset, ArrayLoader) \
+        else dataset.element_spec
     with scope():
         if symbolic_build is not None:
-            symbolic_build(data_batch=dataset.element_spec)
+            symbolic_build(data_batch=batch)
         elif model.optimizer is not None and not model.optimizer.built:
             model.optimizer.build(model.trainable_variables)
 
 
 def _count_images(x: object) -> int | None:
     """The number of training images, or None for a dataset."""
-    if isinstance(x, tf.data.Dataset) or not hasattr(x, "__len__"):
+    if _is_tf_dataset(x) or not hasattr(x, "__len__"):
         return None
     return len(x)
 
@@ -433,10 +603,9 @@ def _plot_training_curves(history: Mapping[str, Sequence[float]],
     plot_training_diagnostics(history, path)
 
 
-def _first_images(x: np.ndarray | tf.data.Dataset,
-                  count: int = 5000) -> np.ndarray:
+def _first_images(x: Any, count: int = 5000) -> np.ndarray:
     """Up to `count` training images, from arrays or an (image, label) set."""
-    if not isinstance(x, tf.data.Dataset):
+    if not _is_tf_dataset(x):
         return np.asarray(x[:count])
     if x.element_spec[0].shape.rank == 4:
         x = x.unbatch()

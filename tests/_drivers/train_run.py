@@ -5,7 +5,8 @@ Usage: python tests/_drivers/train_run.py RUN_DIR REPORT_JSON
 `ProductionModelBuilder((32, 32, 3), 10, "small", seed=0, ...)` with two
 narrow conv stages, 3 epochs and a cosine learning-rate schedule trains on
 1,000 training and 200 validation images of the embedded CIFAR-10 sample
-(10 steps per epoch) with `run_dir=RUN_DIR`. `REGKIT_DRIVER_HOOK` chooses
+(10 steps per epoch) with `run_dir=RUN_DIR`, through tf.data on
+TensorFlow and the NumPy loader on JAX and PyTorch. `REGKIT_DRIVER_HOOK` chooses
 where the process stops and waits to be killed (it writes the file named by
 `REGKIT_DRIVER_MARKER`, then sleeps):
 
@@ -35,7 +36,12 @@ N_TRAIN, N_VAL = 1000, 200
 
 
 def tiny_builder():
-    return ProductionModelBuilder((32, 32, 3), 10, "small", **CONFIG)
+    # tf.data on TensorFlow; NumPy batches (the TensorFlow-free path) on
+    # JAX and PyTorch.
+    loader = "tf.data" if keras.backend.backend() == "tensorflow" \
+        else "arrays"
+    return ProductionModelBuilder((32, 32, 3), 10, "small", loader=loader,
+                                  **CONFIG)
 
 
 def _pause():

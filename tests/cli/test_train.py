@@ -3,6 +3,7 @@
 import json
 import re
 
+import keras
 import pytest
 
 from keras_regkit import cli
@@ -16,7 +17,7 @@ def test_train_help_documents_every_flag(capsys):
     text = capsys.readouterr().out
     for flag in ("--capacity", "--config", "--dataset", "--data-dir",
                  "--epochs", "--batch-size", "--seed", "--out",
-                 "--precision", "--augment-on", "--overwrite"):
+                 "--precision", "--augment-on", "--loader", "--overwrite"):
         assert flag in text
     for group in ("Data:", "Model:", "Training:", "Output:"):
         assert group in text
@@ -33,6 +34,7 @@ def test_train_choices_are_the_library_lists():
     assert choices["augment_on"] == _choices.AUGMENT_ON
     assert choices["augmentation"] == _choices.AUGMENTATION_POLICIES
     assert choices["dataset"] == _choices.DATASETS
+    assert choices["loader"] == _choices.LOADERS
 
 
 @pytest.mark.parametrize(
@@ -42,6 +44,7 @@ def test_train_choices_are_the_library_lists():
         (["train", "--epochs", "0"], "positive integer"),
         (["train", "--dataset", "mnist"], "invalid choice: 'mnist'"),
         (["train", "--augmentation", "rotate"], "invalid choice: 'rotate'"),
+        (["train", "--loader", "numpy"], "invalid choice: 'numpy'"),
     ],
 )
 def test_bad_flags_exit_with_a_clear_message(argv, message, capsys):
@@ -66,7 +69,6 @@ def test_missing_data_dir_is_reported(tmp_path, capsys):
     assert "nowhere" in capsys.readouterr().err
 
 
-@pytest.mark.requires_tensorflow  # builder.train: tf.data
 @pytest.mark.slow
 def test_train_on_the_embedded_sample_writes_the_run_folder(tmp_path, capsys):
     run = tmp_path / "run"
@@ -74,12 +76,18 @@ def test_train_on_the_embedded_sample_writes_the_run_folder(tmp_path, capsys):
     from keras_regkit.models.presets import get_preset
 
     get_preset("small", conv_filters=(8, 16), dense_units=(32,)).to_yaml(config)
+    # tf.data on TensorFlow; on JAX and PyTorch the TensorFlow-free path,
+    # NumPy batches with the preset's augmentation as model layers.
+    backend = keras.backend.backend()
+    loader = ["--loader", "tf.data"] if backend == "tensorflow" else [
+        "--loader", "arrays", "--augment-on", "model"]
     code = cli.main(["train", "--config", str(config), "--epochs", "2",
                      "--batch-size", "128", "--out", str(run), "--verbose",
-                     "0"])
+                     "0", *loader])
     assert code == 0
     out = capsys.readouterr().out
     assert "validation accuracy" in out and str(run) in out
+    assert f"backend {backend}, loader {loader[1]}," in out
     # After the first epoch: the time it took and what is left.
     assert re.search(r"epoch 1 took [\w ]+; about [\w ]+ left for 1 more "
                      r"epoch \(first epoch, compilation included", out), out

@@ -1,24 +1,37 @@
 """ProductionModelBuilder: the seed-compatible surface and the training run."""
 
 import csv
+import importlib.util
 import json
+import os
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 
 from keras_regkit import OverfittingDetector, ProductionModelBuilder
+from keras_regkit._walk import walk_layers
 from keras_regkit.callbacks import RunBackup
 from keras_regkit.training.runs import RUN_FILES
 from tests.helpers import SEED_TABLE
 
 # A tiny version of the small preset so a real fit takes about a second.
 TINY = dict(conv_filters=(8, 16), dense_units=(32,), epochs=2, batch_size=50)
+# Each pass trains through its backend's own input path: tf.data on
+# TensorFlow; on JAX and PyTorch the NumPy loader, as where TensorFlow is
+# not installed, with the small preset's "light" policy as Keras layers in
+# the model (the loader applies only flips and shifts).
+ON_TF = keras.backend.backend() == "tensorflow"
+LOADER = dict(loader="tf.data") if ON_TF else dict(loader="arrays",
+                                                   augment_on="model")
 
 
 def tiny_builder(**kwargs):
-    options = dict(TINY, **kwargs)
+    options = {**TINY, **LOADER, **kwargs}
     return ProductionModelBuilder((32, 32, 3), 10, "small", seed=0, **options)
 
 
@@ -60,6 +73,59 @@ def test_invalid_arguments_raise_at_construction(kwargs, match):
 def test_strategy_must_be_a_tf_distribute_strategy():
     with pytest.raises(TypeError, match="strategy"):
         ProductionModelBuilder((32, 32, 3), 10, strategy="mirrored")
+
+
+def test_loader_is_resolved_and_checked_at_construction():
+    installed = importlib.util.find_spec("tensorflow") is not None
+    auto = ProductionModelBuilder((32, 32, 3), 10, "small")
+    assert auto.loader == ("tf.data" if installed else "arrays")
+    with pytest.raises(ValueError, match="`loader`.*'numpy'"):
+        ProductionModelBuilder((32, 32, 3), 10, loader="numpy")
+    # The NumPy loader cannot apply the medium preset's "standard" policy:
+    # refused now, naming the field and the two ways out.
+    with pytest.raises(ValueError) as info:
+        ProductionModelBuilder((32, 32, 3), 10, "medium", loader="arrays")
+    message = str(info.value)
+    assert "augmentation='standard'" in message
+    assert "augment_on='model'" in message and "loader='tf.data'" in message
+    in_model = ProductionModelBuilder((32, 32, 3), 10, "medium",
+                                      loader="arrays", augment_on="model")
+    assert in_model.loader == "arrays"
+    fast = ProductionModelBuilder((32, 32, 3), 10, "fast", loader="arrays")
+    loader = fast.make_loader(np.zeros((8, 32, 32, 3), np.uint8),
+                              np.arange(8) % 10, batch_size=4)
+    assert (loader.batch_size, loader.augmentation, loader.num_classes) == (
+        4, "alternating_flip_translate2", 10)
+    assert loader[0][1].shape == (4, 10)  # one-hot, as the loss expects
+
+
+def test_strategy_of_another_backend_is_refused():
+    backend = keras.backend.backend()
+    if backend == "jax":
+        devices = keras.distribution.list_devices("cpu")[:1]
+        builder = ProductionModelBuilder(
+            (32, 32, 3), 10, strategy=keras.distribution.DataParallel(
+                devices=devices))
+        assert isinstance(builder.strategy, keras.distribution.DataParallel)
+    elif backend == "tensorflow":  # Keras has no distribution on PyTorch
+        devices = keras.distribution.list_devices("cpu")[:1]
+        with pytest.raises(ValueError, match="`strategy`.*KERAS_BACKEND=jax"):
+            ProductionModelBuilder(
+                (32, 32, 3), 10,
+                strategy=keras.distribution.DataParallel(devices=devices))
+    if importlib.util.find_spec("tensorflow") is None:
+        return
+    import tensorflow as tf
+
+    one_device = tf.distribute.OneDeviceStrategy("/cpu:0")
+    if backend == "tensorflow":
+        with pytest.raises(ValueError, match="`loader`.*tf.distribute"):
+            ProductionModelBuilder((32, 32, 3), 10, "fast",
+                                   strategy=one_device, loader="arrays")
+    else:
+        with pytest.raises(ValueError,
+                           match="`strategy`.*KERAS_BACKEND=tensorflow"):
+            ProductionModelBuilder((32, 32, 3), 10, strategy=one_device)
 
 
 def test_medium_cnn_is_named_after_the_preset_and_has_no_double_penalty():
@@ -140,7 +206,6 @@ def test_get_data_augmentation_is_one_layer_with_the_seed_transforms():
             "RandomTranslation", "RandomContrast"} <= names
 
 
-@pytest.mark.requires_tensorflow  # builder.train: tf.data
 @pytest.mark.parametrize("one_hot", [False, True])
 def test_train_on_real_images_with_int_or_one_hot_labels(cifar10_small,
                                                          one_hot):
@@ -176,7 +241,6 @@ def finished_run(cifar10_small, tmp_path_factory):
     return builder, run, model, history
 
 
-@pytest.mark.requires_tensorflow  # builder.train: tf.data
 def test_train_writes_a_complete_run_folder(cifar10_small, finished_run):
     x, y = cifar10_small
     builder, run, model, history = finished_run
@@ -226,7 +290,6 @@ def crashed_run(cifar10_small, tmp_path_factory):
     return data, run
 
 
-@pytest.mark.requires_tensorflow  # builder.train: tf.data
 def test_interrupted_run_resumes_where_it_stopped(crashed_run, tmp_path):
     data, crashed = crashed_run
     run = shutil.copytree(crashed, tmp_path / "run")
@@ -240,7 +303,6 @@ def test_interrupted_run_resumes_where_it_stopped(crashed_run, tmp_path):
     assert len(history.history["loss"]) == 3
 
 
-@pytest.mark.requires_tensorflow  # builder.train: tf.data
 def test_resume_with_a_different_config_is_refused(crashed_run, tmp_path):
     data, crashed = crashed_run
     run = shutil.copytree(crashed, tmp_path / "run")
@@ -263,16 +325,15 @@ def test_predict_with_tta_averages_the_mirror(cifar10_batch):
         float((plain.argmax(-1) == 0).mean()))
 
 
-@pytest.mark.requires_tensorflow  # builder.train: tf.data
 def test_mixed_bfloat16_trains_with_float32_variables(cifar10_small):
     x, y = cifar10_small
     builder = tiny_builder(epochs=1, batch_norm=True)
     builder = ProductionModelBuilder((32, 32, 3), 10, builder.preset, seed=0,
-                                     precision="mixed_bfloat16")
+                                     precision="mixed_bfloat16", **LOADER)
     model, history = builder.train(x[:100], y[:100], x[100:150], y[100:150],
                                    verbose=0)
     assert np.isfinite(history.history["loss"][0])
-    dense = [layer for layer in model.layers
+    dense = [layer for layer in walk_layers(model)
              if isinstance(layer, keras.layers.Dense)]
     assert dense[0].compute_dtype == "bfloat16"
     assert all(w.dtype == "float32" for w in model.trainable_weights)
@@ -281,7 +342,6 @@ def test_mixed_bfloat16_trains_with_float32_variables(cifar10_small):
     assert model.output.dtype == "float32"
 
 
-@pytest.mark.requires_tensorflow  # builder.train: tf.data
 def test_train_arguments_are_validated_and_recorded(cifar10_small,
                                                     finished_run):
     x, y = cifar10_small
@@ -299,14 +359,13 @@ def test_train_arguments_are_validated_and_recorded(cifar10_small,
     assert history.params["steps"] == 5  # 200 images in batches of 40
 
 
-@pytest.mark.requires_tensorflow  # builder.train: tf.data
 def test_fast_preset_trains_with_its_tricks(cifar10_small, tmp_path):
     from keras_regkit import Lookahead, PatchWhitening, WhiteningBiasFreezer
 
     x, y = cifar10_small
     builder = ProductionModelBuilder(
         (32, 32, 3), 10, "fast", seed=0, conv_filters=(8, 16, 16),
-        epochs=2, batch_size=100)
+        epochs=2, batch_size=100, loader=LOADER["loader"])
     callbacks = builder.get_callbacks(log_dir=None)
     kinds = [type(c) for c in callbacks]
     assert Lookahead in kinds and WhiteningBiasFreezer in kinds
@@ -341,3 +400,80 @@ def test_fast_preset_trains_with_its_tricks(cifar10_small, tmp_path):
     assert len(views) == 6 and np.isfinite(tta["loss"])
     assert tta["accuracy"] == pytest.approx(
         float((mean.argmax(-1) == y_test).mean()))
+
+
+@pytest.mark.skipif(ON_TF or importlib.util.find_spec("tensorflow") is None,
+                    reason="tf.data feeding JAX or PyTorch: runs in those "
+                    "passes, where TensorFlow is installed")
+def test_tf_data_feeds_this_backend(cifar10_small):
+    x, y = cifar10_small
+    builder = tiny_builder(loader="tf.data", augment_on="pipeline")
+    model, history = builder.train(x[:200], y[:200], x[200:300], y[200:300],
+                                   verbose=0)
+    assert history.params["steps"] == 4
+    assert np.all(np.isfinite(history.history["val_loss"]))
+
+
+# Imports keras_regkit in a process where `import tensorflow` fails, as on
+# a machine without it, trains into a run folder, and reports what it saw.
+NO_TENSORFLOW = r"""
+import importlib.machinery, json, sys
+
+
+# The path finder, blind to tensorflow: `import tensorflow` raises
+# ModuleNotFoundError and `importlib.util.find_spec` returns None, as where
+# it is not installed.
+class PathFinderWithoutTensorFlow:
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        if name.partition(".")[0] == "tensorflow":
+            return None
+        return importlib.machinery.PathFinder.find_spec(name, path, target)
+
+    @staticmethod
+    def invalidate_caches():
+        importlib.machinery.PathFinder.invalidate_caches()
+
+
+sys.meta_path[:] = [PathFinderWithoutTensorFlow
+                    if f is importlib.machinery.PathFinder else f
+                    for f in sys.meta_path]
+import warnings
+warnings.simplefilter("ignore")
+from keras_regkit import ProductionModelBuilder
+from keras_regkit.data import load_cifar10_sample
+
+(x, y), (x_val, y_val) = load_cifar10_sample()
+builder = ProductionModelBuilder(
+    (32, 32, 3), 10, "small", seed=0, conv_filters=(8, 16),
+    dense_units=(32,), epochs=2, batch_size=50, augmentation="flip",
+    mixup_alpha=0.2)
+model, history = builder.train(x[:200], y[:200], x_val[:100], y_val[:100],
+                               run_dir=sys.argv[1], verbose=0)
+print(json.dumps({
+    "loader": builder.loader,
+    "epochs": history.epoch,
+    "val_loss": history.history["val_loss"],
+    "tensorflow_loaded": "tensorflow" in sys.modules,
+}))
+"""
+
+
+@pytest.mark.skipif(ON_TF, reason="blocks TensorFlow, so it runs in the "
+                    "JAX and PyTorch passes")
+@pytest.mark.slow
+def test_builder_trains_where_tensorflow_is_not_installed(tmp_path):
+    root = Path(__file__).resolve().parents[2]
+    run = tmp_path / "run"
+    result = subprocess.run(
+        [sys.executable, "-c", NO_TENSORFLOW, str(run)], capture_output=True,
+        text=True, cwd=root, env=dict(os.environ), timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["loader"] == "arrays" and report["epochs"] == [0, 1]
+    assert not report["tensorflow_loaded"]
+    assert np.all(np.isfinite(report["val_loss"]))
+    for name in ("config.yaml", "history.csv", "best_model.keras",
+                 "final_model.keras", "summary.json"):
+        assert (run / name).stat().st_size > 0, name
+    assert not (run / "logs").exists()  # TensorBoard writes through tf

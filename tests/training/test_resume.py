@@ -103,7 +103,6 @@ def schedule(epochs):
     return rates
 
 
-@pytest.mark.requires_tensorflow  # builder.train: tf.data
 @pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 def test_sigkilled_run_resumes_as_if_never_stopped(sample, tmp_path):
@@ -171,7 +170,6 @@ class _PoisonWeights(keras.callbacks.Callback):
                 w.assign(keras.ops.full(w.shape, float("nan"), w.dtype))
 
 
-@pytest.mark.requires_tensorflow  # builder.train: tf.data
 @pytest.mark.slow
 def test_nan_loss_stops_at_that_batch_and_keeps_the_last_good_files(
         sample, tmp_path):

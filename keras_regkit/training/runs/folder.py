@@ -56,15 +56,20 @@ RUN_FILES = (HISTORY, SUMMARY, BEST_MODEL, BEST_SCORE, FINAL_MODEL, CONFIG,
 
 
 def tensorboard_available() -> bool:
-    """Whether TensorBoard logs can be written; warns when not."""
-    try:
-        # By name: the package ships no type information to check.
-        importlib.import_module("tensorboard")
-    except ImportError:
-        warnings.warn("The `tensorboard` package is not installed: no "
-                      "TensorBoard logs are written (pip install "
-                      "tensorboard).", stacklevel=3)
-        return False
+    """Whether TensorBoard logs can be written; warns when not.
+
+    Keras's `TensorBoard` callback writes through `tf.summary` on every
+    backend, so it needs TensorFlow as well as the `tensorboard` package.
+    """
+    for package in ("tensorboard", "tensorflow"):
+        try:
+            # By name: the package ships no type information to check.
+            importlib.import_module(package)
+        except ImportError:
+            warnings.warn(f"The `{package}` package is not installed: no "
+                          "TensorBoard logs are written (pip install "
+                          f"{package}).", stacklevel=3)
+            return False
     return True
 
 
