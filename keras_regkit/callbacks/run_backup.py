@@ -83,6 +83,10 @@ class RunBackup(keras.callbacks.Callback):
         delete_on_end: remove the folder when training ends normally.
             Defaults to `False` (the run's owner removes it once its own
             files are written, see `remove_backup`).
+        info: a JSON-serializable dict committed with every epoch, for the
+            run's owner to check before resuming (`RunFolder` records the
+            number of workers). `read_backup_info` reads it back. Defaults
+            to `None`.
 
     Example:
 
@@ -99,7 +103,8 @@ class RunBackup(keras.callbacks.Callback):
 
     def __init__(self, backup_dir: StrPath,
                  callbacks: Iterable[keras.callbacks.Callback] = (),
-                 delete_on_end: bool = False) -> None:
+                 delete_on_end: bool = False,
+                 info: Mapping[str, Any] | None = None) -> None:
         super().__init__()
         if not isinstance(backup_dir, (str, os.PathLike)):
             raise invalid("backup_dir", backup_dir, "a folder path")
@@ -113,6 +118,9 @@ class RunBackup(keras.callbacks.Callback):
         self.backup_dir = Path(backup_dir)
         self.callbacks = callbacks
         self.delete_on_end = bool(delete_on_end)
+        if info is not None and not isinstance(info, Mapping):
+            raise invalid("info", info, "None or a JSON-serializable dict")
+        self.info = dict(info or {})
 
     def on_train_begin(self, logs: Logs | None = None) -> None:
         state = self._load_commit()
@@ -136,6 +144,7 @@ class RunBackup(keras.callbacks.Callback):
             "best_epochs": [s.get("best_epoch") for s in saved],
             "callback_arrays": own_file,
             "files": [f for f in (weights, best_file, own_file) if f],
+            "info": self.info,
         }
         self._commit(state)
 
@@ -253,6 +262,18 @@ class RunBackup(keras.callbacks.Callback):
         for file in self.backup_dir.iterdir():
             if file.name not in keep:
                 file.unlink()
+
+
+def read_backup_info(backup_dir: StrPath) -> dict[str, Any] | None:
+    """The `info` of the last committed epoch in `backup_dir`, or None.
+
+    None when nothing is committed there; `{}` for a backup written without
+    `info`.
+    """
+    path = Path(backup_dir) / STATE_FILE
+    if not path.exists():
+        return None
+    return dict(json.loads(path.read_text()).get("info") or {})
 
 
 def _keeps_state(callback: object) -> bool:

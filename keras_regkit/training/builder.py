@@ -48,6 +48,9 @@ from keras_regkit.training.recipe import compile_for_preset
 from keras_regkit.training.recipe import trick_callbacks
 from keras_regkit.training.runs import RunFolder
 from keras_regkit.training.runs import tensorboard_available
+from keras_regkit.training.runs.workers import check_cluster
+from keras_regkit.training.runs.workers import worker_run_dir
+from keras_regkit.training._keras_fixes import multi_worker_fit
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -118,6 +121,9 @@ class ProductionModelBuilder:
         self.preset = get_preset(model_capacity, **overrides)
         self.seed = check_seed("seed", seed)
         self.strategy = _check_strategy(strategy)
+        # Which worker this is; refuses a TF_CONFIG cluster without a
+        # multi-worker strategy (each worker would train alone).
+        self.worker = check_cluster(self.strategy)
         self.augment_on = check_choice("augment_on", augment_on, AUGMENT_ON)
         self.loader = _resolve_loader(loader, self.strategy)
         if self.loader == "arrays" and self.augment_on == "pipeline":
@@ -232,7 +238,8 @@ class ProductionModelBuilder:
         preset = self.preset
         prefix = "val_" if validation else ""
         run_dir = run_dir if run_dir is not None else log_dir
-        folder = RunFolder(run_dir) if run_dir is not None else None
+        folder = RunFolder(run_dir, self.worker.count) \
+            if run_dir is not None else None
         callbacks: list[keras.callbacks.Callback] = [NaNGuard()]
         # With Lookahead the run ends on the averaged weights, which no
         # epoch-end snapshot holds: EarlyStopping then stops but does not
@@ -353,7 +360,10 @@ class ProductionModelBuilder:
             architecture: defaults to the preset's.
             run_dir: run folder (checkpoint, `history.csv`, `summary.json`,
                 `config.yaml`, TensorBoard logs, plots); an interrupted run
-                resumes from it. Defaults to `None` (no files).
+                resumes from it. Under a multi-worker strategy, give every
+                worker the same `run_dir` on shared storage: the chief
+                writes it, the others a private copy that they remove.
+                Defaults to `None` (no files).
             callbacks: extra callbacks. Defaults to `None`.
             verbose: passed to `fit`. Defaults to `"auto"`.
             jit_compile: passed to `compile`. Defaults to `"auto"`.
@@ -382,7 +392,10 @@ class ProductionModelBuilder:
                               "(pass `loader='tf.data'` for a dataset)",
                               TypeError)
             _check_image_shape(name, data, self.input_shape)
-        with self._distribution_scope():
+        # Only the chief writes `run_dir`; other workers write a private
+        # copy, removed on the way out (see `training.runs.workers`).
+        with self._distribution_scope(), \
+                worker_run_dir(run_dir, self.worker) as run_dir:
             return self._train(
                 X_train, y_train, X_val, y_val, epochs, batch_size,
                 resolved, architecture, run_dir, callbacks, verbose,
@@ -409,7 +422,8 @@ class ProductionModelBuilder:
         self.compile_model(model, learning_rate=None, steps_per_epoch=steps,
                            epochs=epochs, jit_compile=jit_compile)
         _build_training_state(model, train_ds, self._scope)
-        folder = RunFolder(run_dir) if run_dir is not None else None
+        folder = RunFolder(run_dir, self.worker.count) \
+            if run_dir is not None else None
         if folder is not None:
             folder.prepare(resolved, overwrite)
         cbs = RunFolder.commit_order(self.get_callbacks(
@@ -420,9 +434,11 @@ class ProductionModelBuilder:
             folder.write_config(resolved)
         start = time.perf_counter()
         try:
-            history = model.fit(train_ds, validation_data=val_ds,
-                                epochs=epochs, callbacks=cbs, verbose=verbose,
-                                shuffle=False)  # the pipeline shuffles
+            with multi_worker_fit(model, self.worker.count):
+                history = model.fit(train_ds, validation_data=val_ds,
+                                    epochs=epochs, callbacks=cbs,
+                                    verbose=verbose,
+                                    shuffle=False)  # the pipeline shuffles
         finally:
             wall = time.perf_counter() - start
         if folder is not None:

@@ -27,11 +27,13 @@ from keras_regkit._atomic import atomic_path
 from keras_regkit._atomic import atomic_write_json
 from keras_regkit._atomic import remove_temp_files
 from keras_regkit._typing import StrPath
+from keras_regkit._validation import check_int
 from keras_regkit.callbacks.best_model_checkpoint import BestModelCheckpoint
 from keras_regkit.callbacks.history_recorder import HistoryRecorder
 from keras_regkit.callbacks.history_recorder import read_history_csv
 from keras_regkit.callbacks.nan_guard import NaNGuard
 from keras_regkit.callbacks.run_backup import RunBackup
+from keras_regkit.callbacks.run_backup import read_backup_info
 from keras_regkit.callbacks.run_backup import remove_backup
 
 if TYPE_CHECKING:
@@ -84,6 +86,9 @@ class RunFolder:
 
     Args:
         path: the run folder (created when the run starts).
+        workers: the number of workers training the run (see
+            `training.runs.workers`), committed with each epoch; a run is
+            resumed only by as many workers. Defaults to `1`.
 
     Example:
 
@@ -98,11 +103,12 @@ class RunFolder:
     ```
     """
 
-    def __init__(self, path: StrPath) -> None:
+    def __init__(self, path: StrPath, workers: int = 1) -> None:
         self.path = Path(path)
+        self.workers = check_int("workers", workers, 1)
 
     def __repr__(self) -> str:
-        return f"RunFolder({str(self.path)!r})"
+        return f"RunFolder({str(self.path)!r}, workers={self.workers})"
 
     # File names: `folder.history_csv` is `folder.path / "history.csv"`.
     config = _file(CONFIG)
@@ -136,14 +142,30 @@ class RunFolder:
 
         Raises:
             FileExistsError: a finished run without `overwrite`.
-            ValueError: an interrupted run with another config.
+            ValueError: an interrupted run with another config, or
+                committed by another number of workers.
         """
         existing = self.existing_files()
         if SUMMARY in existing:
             self._replace_finished(existing, overwrite)
         else:
             self._check_config(preset)
+            self._check_workers()
         remove_temp_files(self.path, RUN_FILES)
+
+    def _check_workers(self) -> None:
+        info = read_backup_info(self.backup_dir)
+        if info is None:
+            return
+        committed = int(info.get("workers", 1))
+        if committed != self.workers:
+            raise ValueError(
+                f"Cannot resume the run in {self.path} with {self.workers} "
+                f"worker(s): its epochs were committed by {committed}, and "
+                "another number of workers would see other shards of the "
+                f"data. Start the job again with {committed} worker(s) "
+                "(the same TF_CONFIG cluster), or use another run_dir "
+                "(--out). The folder is left as it is.")
 
     def _replace_finished(self, existing: Sequence[str],
                           overwrite: bool) -> None:
@@ -193,7 +215,8 @@ class RunFolder:
         """
         return [BestModelCheckpoint(self.best_model, monitor=monitor),
                 HistoryRecorder(self.history_csv),
-                RunBackup(self.backup_dir, stateful)]
+                RunBackup(self.backup_dir, stateful,
+                          info={"workers": self.workers})]
 
     @staticmethod
     def commit_order(
