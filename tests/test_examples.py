@@ -26,6 +26,7 @@ EXPECTED = {
         "--train-size", "200", "--epochs", "3", "--width", "128",
         "--plots"]),
     "dropout_vs_no_dropout.py": ("dropout", ["--epochs", "1"]),
+    "multi_worker.py": ("written by this worker", ["--run-dir", "out"]),
     "uncertainty.py": ("calibration", [
         "--train-size", "200", "--val-size", "100", "--epochs", "1",
         "--n-iter", "4"]),

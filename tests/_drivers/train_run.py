@@ -16,7 +16,7 @@ where the process stops and waits to be killed (it writes the file named by
 - `weights_save:N`: the same during the N-th `save_weights` (the backup).
 
 When training ends, REPORT_JSON receives the optimizer's step count and the
-epochs this process ran, with their training losses.
+epochs this process ran.
 
 With `TF_CONFIG` set, the process is one worker of a
 `tf.distribute.MultiWorkerMirroredStrategy` job (TensorFlow backend), made
@@ -37,21 +37,15 @@ from keras_regkit.data import load_cifar10_sample
 CONFIG = dict(seed=0, conv_filters=(8, 16), dense_units=(32,), epochs=3,
               batch_size=100, lr_schedule="cosine", augmentation="flip")
 N_TRAIN, N_VAL = 1000, 200
-# `REGKIT_DRIVER_PLAIN=1`: nothing that depends on how a batch is split
-# over replicas (batch statistics, dropout masks, augmentation draws), so
-# several workers compute what one process computes.
-PLAIN = dict(batch_norm=False, dropout_conv=0.0, dropout_dense=0.0,
-             augmentation="none")
 
 
-def tiny_builder(strategy=None, plain=False):
+def tiny_builder(strategy=None):
     # tf.data on TensorFlow; NumPy batches (the TensorFlow-free path) on
     # JAX and PyTorch.
     loader = "tf.data" if keras.backend.backend() == "tensorflow" \
         else "arrays"
-    config = {**CONFIG, **PLAIN} if plain else CONFIG
     return ProductionModelBuilder((32, 32, 3), 10, "small", loader=loader,
-                                  strategy=strategy, **config)
+                                  strategy=strategy, **CONFIG)
 
 
 def _pause():
@@ -91,17 +85,15 @@ class _PauseAtBatch(keras.callbacks.Callback):
 class _Report(keras.callbacks.Callback):
     def __init__(self, path):
         super().__init__()
-        self.path, self.epochs, self.losses = path, [], []
+        self.path, self.epochs = path, []
 
     def on_epoch_end(self, epoch, logs=None):
         self.epochs.append(epoch)
-        self.losses.append(float(logs["loss"]))
 
     def on_train_end(self, logs=None):
         Path(self.path).write_text(json.dumps({
             "iterations": int(self.model.optimizer.iterations.numpy()),
             "epochs_run": self.epochs,
-            "losses": self.losses,
         }))
 
 
@@ -121,8 +113,7 @@ def main(run_dir, report):
         keras.Model.save_weights = _cut_short(keras.Model.save_weights,
                                               int(where))
     (x, y), (x_val, y_val) = load_cifar10_sample()
-    plain = os.environ.get("REGKIT_DRIVER_PLAIN") == "1"
-    tiny_builder(strategy, plain).train(x[:N_TRAIN], y[:N_TRAIN], x_val[:N_VAL],
+    tiny_builder(strategy).train(x[:N_TRAIN], y[:N_TRAIN], x_val[:N_VAL],
                          y_val[:N_VAL], run_dir=run_dir, callbacks=callbacks,
                          verbose=0)
     return 0
