@@ -296,10 +296,19 @@ def _check_pip(args):
 def test_shell_command_is_valid(page, command, monkeypatch, capsys):
     for part in command.split("&&"):
         tokens = shlex.split(part)
+        if tokens[-1:] == ["&"]:  # a worker started in the background
+            tokens.pop()
         while tokens and re.fullmatch(r"[A-Z_]+=.*", tokens[0]):
             name, _, value = tokens.pop(0).partition("=")
-            assert name == "KERAS_BACKEND", command
-            assert value in ("tensorflow", "jax", "torch"), command
+            assert name in ("KERAS_BACKEND", "TF_CONFIG"), command
+            if name == "TF_CONFIG":
+                from keras_regkit.training.runs.workers import (
+                    check_tf_config,
+                )
+
+                assert check_tf_config(value) >= 1, command
+            else:
+                assert value in ("tensorflow", "jax", "torch"), command
         program, args = tokens[0], tokens[1:]
         if program == "pip":
             _check_pip(args)
