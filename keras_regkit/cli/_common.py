@@ -11,7 +11,9 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, TypeAlias
 
+from keras_regkit._choices import AUGMENT_ON
 from keras_regkit._choices import DATASETS
+from keras_regkit._choices import LOADERS
 from keras_regkit._choices import TTA_MODES
 
 if TYPE_CHECKING:
@@ -72,6 +74,18 @@ def add_data_flags(group: argparse._ActionsContainer,
             "--limit", type=positive_int, default=limit,
             help="use at most N training and N validation images "
             f"(default: {limit or 'all'})")
+
+
+def add_input_flags(group: argparse._ActionsContainer) -> None:
+    """`--augment-on` and `--loader`: how the builder feeds training."""
+    group.add_argument("--augment-on", choices=AUGMENT_ON,
+                       default="pipeline",
+                       help="where augmentation runs (default pipeline)")
+    group.add_argument("--loader", choices=LOADERS, default="auto",
+                       help="how batches are made: tf.data, NumPy arrays "
+                       "(no TensorFlow; flip/shift policies, or "
+                       "--augment-on model), or auto: tf.data where "
+                       "TensorFlow is installed (default auto)")
 
 
 def add_unsafe_flag(group: argparse._ActionsContainer) -> None:

@@ -43,6 +43,7 @@ def add_parser(
                           help="batch size (default: the preset's)")
     training.add_argument("--seed", type=int, default=0,
                           help="random seed of every run (default 0)")
+    _common.add_input_flags(training)
 
     data = p.add_argument_group("Data")
     _common.add_data_flags(data, limit=None)
@@ -81,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
         args.capacity, names, x_train, y_train, x_val, y_val,
         epochs=args.epochs, seed=args.seed, out_dir=out,
         batch_size=args.batch_size, save_runs=args.save_runs,
-        verbose=args.verbose, progress=True)
+        verbose=args.verbose, progress=True, loader=args.loader,
+        augment_on=args.augment_on)
     print("wrote " + ", ".join(str(p) for p in result["files"].values()))
     return 0

@@ -11,9 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from keras_regkit._choices import ARCHITECTURE_NAMES
-from keras_regkit._choices import AUGMENT_ON
 from keras_regkit._choices import AUGMENTATION_POLICIES
-from keras_regkit._choices import LOADERS
 from keras_regkit._choices import PRECISIONS
 from keras_regkit._choices import PRESET_NAMES
 from keras_regkit.cli import _common
@@ -57,14 +55,7 @@ def add_parser(
     training.add_argument("--augmentation", choices=AUGMENTATION_POLICIES,
                           default=None,
                           help="augmentation policy (default: the preset's)")
-    training.add_argument("--augment-on", choices=AUGMENT_ON,
-                          default="pipeline",
-                          help="where augmentation runs (default pipeline)")
-    training.add_argument("--loader", choices=LOADERS, default="auto",
-                          help="how batches are made: tf.data, NumPy "
-                          "arrays (no TensorFlow; flip/shift policies, or "
-                          "--augment-on model), or auto: tf.data where "
-                          "TensorFlow is installed (default auto)")
+    _common.add_input_flags(training)
     training.add_argument("--precision", choices=PRECISIONS,
                           default="float32",
                           help="compute precision (default float32)")

@@ -68,7 +68,8 @@ def compare_ablations(
     epochs: int = 10, seed: int | None = 0, out_dir: StrPath | None = None,
     batch_size: int | None = None, architecture: str | None = None,
     num_classes: int | None = None, save_runs: bool = False,
-    verbose: int | str = 0, progress: bool = False,
+    verbose: int | str = 0, progress: bool = False, loader: str = "auto",
+    augment_on: str = "pipeline",
 ) -> dict[str, Any]:
     """Trains a preset and its ablations on the same data and seed.
 
@@ -98,6 +99,9 @@ def compare_ablations(
         verbose: Keras `fit` verbosity. Defaults to `0`.
         progress: print a line per run and the final table. Defaults to
             `False`.
+        loader: the builder's `loader` (`"auto"`, `"tf.data"` or
+            `"arrays"`). Defaults to `"auto"`.
+        augment_on: the builder's `augment_on`. Defaults to `"pipeline"`.
 
     Returns:
         A dict: `records` (one dict per run with the `COLUMNS` keys: train
@@ -140,7 +144,8 @@ def compare_ablations(
                   flush=True)
         builder = ProductionModelBuilder(
             tuple(np.shape(x_train)[1:]), num_classes,
-            model_capacity=preset.replace(**changes), seed=seed)
+            model_capacity=preset.replace(**changes), seed=seed,
+            loader=loader, augment_on=augment_on)
         run_dir = out_dir / run if save_runs and out_dir else None
         start = time.perf_counter()
         model, history = builder.train(

@@ -132,13 +132,15 @@ def _hypermodel_class() -> type[Any]:
                      num_classes: int,
                      search_space: Mapping[str, SearchSpec] | None = None,
                      seed: int | None = None, name: str | None = None,
-                     tunable: bool = True) -> None:
+                     tunable: bool = True, loader: str = "auto",
+                     augment_on: str = "pipeline") -> None:
             super().__init__(name=name, tunable=tunable)
             self.capacity = capacity
             self.input_shape = tuple(input_shape)
             self.num_classes = num_classes
             self.search_space = search_space
             self.seed = check_seed("seed", seed)
+            self.loader, self.augment_on = loader, augment_on
 
         def _builder(
                 self, hp: keras_tuner.HyperParameters) -> ProductionModelBuilder:
@@ -146,12 +148,16 @@ def _hypermodel_class() -> type[Any]:
 
             preset = sample_preset(hp, self.capacity, self.search_space)
             return ProductionModelBuilder(self.input_shape, self.num_classes,
-                                          preset, seed=self.seed)
+                                          preset, seed=self.seed,
+                                          loader=self.loader,
+                                          augment_on=self.augment_on)
 
         def build(self, hp: keras_tuner.HyperParameters) -> keras.Model:
             builder = self._builder(hp)
-            return builder.compile_model(builder.build_model(),
-                                         learning_rate=None)
+            model = builder.build_model()
+            if builder.augment_on == "model":
+                model = builder.with_model_augmentation(model)
+            return builder.compile_model(model, learning_rate=None)
 
         def fit(self, hp: keras_tuner.HyperParameters, model: keras.Model,
                 x: npt.ArrayLike | tf.data.Dataset,
@@ -161,12 +167,12 @@ def _hypermodel_class() -> type[Any]:
                 callbacks: Iterable[keras.callbacks.Callback] | None = None,
                 **kwargs: Any) -> keras.callbacks.History:
             builder = self._builder(hp)
-            train = builder.make_dataset(x, y, batch_size, training=True)
+            train = builder.make_input(x, y, batch_size, training=True)
             val = None
             if isinstance(validation_data, (tuple, list)):
                 # mypy lets a starred sequence of unknown length fill every
                 # parameter, so it sees `training` twice (python/mypy#20441).
-                val = builder.make_dataset(  # type: ignore[call-arg, misc]
+                val = builder.make_input(  # type: ignore[call-arg, misc]
                     *validation_data[:2], batch_size, training=False)
             elif validation_data is not None:
                 val = validation_data
@@ -185,14 +191,16 @@ def make_hypermodel(
     capacity: PresetLike = "small", input_shape: Sequence[int] = (32, 32, 3),
     num_classes: int = 10,
     search_space: Mapping[str, SearchSpec] | None = None,
-    seed: int | None = None,
+    seed: int | None = None, loader: str = "auto",
+    augment_on: str = "pipeline",
 ) -> keras_tuner.HyperModel:
     """A `keras_tuner.HyperModel` searching a preset's regularization.
 
     `build(hp)` returns the builder's compiled model for a sampled preset;
     `fit(hp, model, x, y, validation_data=..., epochs=...)` trains it
-    through the builder's tf.data pipeline (so the sampled augmentation
-    and MixUp apply per batch) with the preset's callbacks.
+    through the builder's input (`ProductionModelBuilder.make_input`: so
+    the sampled augmentation and MixUp apply per batch) with the preset's
+    callbacks.
 
     Args:
         capacity: base preset. Defaults to `"small"`.
@@ -200,12 +208,17 @@ def make_hypermodel(
         num_classes: number of classes. Defaults to `10`.
         search_space: see `sample_preset`. Defaults to `None`.
         seed: seed of each trial's builder. Defaults to `None`.
+        loader: each trial's builder `loader` (`"auto"`, `"tf.data"` or
+            `"arrays"`). Defaults to `"auto"`.
+        augment_on: each trial's builder `augment_on`. Defaults to
+            `"pipeline"`.
 
     Raises:
         ImportError: when KerasTuner is not installed.
     """
     return _hypermodel_class()(capacity, input_shape, num_classes,
-                               search_space, seed)
+                               search_space, seed, loader=loader,
+                               augment_on=augment_on)
 
 
 def __getattr__(name: str) -> Any:

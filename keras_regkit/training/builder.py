@@ -322,13 +322,25 @@ class ProductionModelBuilder:
                                        num_classes=self.num_classes,
                                        seed=self.seed)
 
-    def _make_input(self, x: Any, y: Any, batch_size: int,
-                    training: bool) -> Any:
+    def make_input(self, x: Any, y: Any = None,
+                   batch_size: int | None = None,
+                   training: bool = True) -> Any:
+        """What `train` feeds `fit`, by the builder's `loader`.
+
+        A tf.data pipeline (`make_dataset`) for `loader="tf.data"`, an
+        `ArrayLoader` (`make_loader`) for `"arrays"`.
+        """
         if self.loader == "tf.data":
             return self.make_dataset(x, y, batch_size, training)
         return self.make_loader(x, y, batch_size, training)
 
-    def _with_model_augmentation(self, model: keras.Model) -> keras.Model:
+    def with_model_augmentation(self, model: keras.Model) -> keras.Model:
+        """`model` behind the preset's augmentation layers (`augment_on="model"`).
+
+        Returns `model` itself when the preset augments nothing. Keras's
+        preprocessing layers act only in training, so inference sees the
+        images unchanged.
+        """
         augmentation = self.get_data_augmentation()
         if augmentation is None:
             return model
@@ -408,17 +420,17 @@ class ProductionModelBuilder:
                verbose: str | int, jit_compile: bool | str,
                overwrite: bool) -> tuple[keras.Model, keras.callbacks.History]:
         self._seed_all()
-        train_ds = self._make_input(X_train, y_train, batch_size, True)
+        train_ds = self.make_input(X_train, y_train, batch_size, True)
         val_ds = None
         if X_val is not None:
-            val_ds = self._make_input(X_val, y_val, batch_size, False)
+            val_ds = self.make_input(X_val, y_val, batch_size, False)
         steps = _steps_per_epoch(train_ds)
         model = self.build_model(architecture)
         if self.preset.stem_whitening:  # fit the whitened stem to the data
             adapt_fast_net(model, _first_images(X_train))
         if self.augment_on == "model":
             with self._scope():
-                model = self._with_model_augmentation(model)
+                model = self.with_model_augmentation(model)
         self.compile_model(model, learning_rate=None, steps_per_epoch=steps,
                            epochs=epochs, jit_compile=jit_compile)
         _build_training_state(model, train_ds, self._scope)

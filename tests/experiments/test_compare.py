@@ -83,13 +83,16 @@ def test_unknown_ablation_fails_before_loading_data(monkeypatch, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.requires_tensorflow  # trains through the builder's tf.data
 def test_compare_writes_table_csv_and_curves(fixture_data, tmp_path, capsys):
     out = tmp_path / "cmp"
+    # tf.data on TensorFlow; on JAX and PyTorch the TensorFlow-free path,
+    # NumPy batches with the preset's augmentation as model layers.
+    loader = ["--loader", "tf.data"] if keras.backend.backend() == \
+        "tensorflow" else ["--loader", "arrays", "--augment-on", "model"]
     # "small" has no label smoothing: that ablation reuses the preset's run.
     assert run_command(["compare", "--capacity", "small", "--ablate",
                         "dropout,label_smoothing", "--epochs", "1",
-                        "--out", str(out)]) == 0
+                        "--out", str(out), *loader]) == 0
     printed = capsys.readouterr().out
     assert "[compare] no_dropout" in printed
     assert "[compare] no_label_smoothing" not in printed  # not trained again

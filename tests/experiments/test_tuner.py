@@ -94,10 +94,14 @@ def test_a_clear_import_error_without_keras_tuner(monkeypatch):
         tuner.RegularizationHyperModel  # noqa: B018
 
 
-@pytest.mark.requires_tensorflow
 def test_hypermodel_builds_and_fits_a_sampled_preset(fake_keras_tuner):
     x, y = random_batch(64, IMAGE)
-    hypermodel = tuner.make_hypermodel("small", IMAGE, 10, seed=0)
+    # tf.data on TensorFlow; on JAX and PyTorch the TensorFlow-free path,
+    # with the sampled policy as model layers.
+    on_tf = keras.backend.backend() == "tensorflow"
+    hypermodel = tuner.make_hypermodel(
+        "small", IMAGE, 10, seed=0, loader="tf.data" if on_tf else "arrays",
+        augment_on="pipeline" if on_tf else "model")
     assert isinstance(hypermodel, fake_keras_tuner.HyperModel)
     assert isinstance(hypermodel, tuner.RegularizationHyperModel)
     hp = FakeHyperParameters()
