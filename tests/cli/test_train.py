@@ -77,10 +77,10 @@ def test_train_on_the_embedded_sample_writes_the_run_folder(tmp_path, capsys):
 
     get_preset("small", conv_filters=(8, 16), dense_units=(32,)).to_yaml(config)
     # tf.data on TensorFlow; on JAX and PyTorch the TensorFlow-free path,
-    # NumPy batches with the preset's augmentation as model layers.
+    # NumPy batches with flips.
     backend = keras.backend.backend()
     loader = ["--loader", "tf.data"] if backend == "tensorflow" else [
-        "--loader", "arrays", "--augment-on", "model"]
+        "--loader", "arrays", "--augmentation", "flip"]
     code = cli.main(["train", "--config", str(config), "--epochs", "2",
                      "--batch-size", "128", "--out", str(run), "--verbose",
                      "0", *loader])

@@ -85,12 +85,19 @@ def test_unknown_ablation_fails_before_loading_data(monkeypatch, tmp_path):
 @pytest.mark.slow
 def test_compare_writes_table_csv_and_curves(fixture_data, tmp_path, capsys):
     out = tmp_path / "cmp"
-    # tf.data on TensorFlow; on JAX and PyTorch the TensorFlow-free path,
-    # NumPy batches with the preset's augmentation as model layers.
-    loader = ["--loader", "tf.data"] if keras.backend.backend() == \
-        "tensorflow" else ["--loader", "arrays", "--augment-on", "model"]
+    # tf.data on TensorFlow; on JAX and PyTorch the TensorFlow-free path:
+    # NumPy batches, with the small preset's policy replaced by the flips
+    # the loader applies (a YAML preset, as a user would write one).
+    capacity = "small"
+    loader = ["--loader", "tf.data"]
+    if keras.backend.backend() != "tensorflow":
+        from keras_regkit.models.presets import get_preset
+
+        capacity = str(get_preset("small", augmentation="flip").to_yaml(
+            tmp_path / "small_flip.yaml"))
+        loader = ["--loader", "arrays"]
     # "small" has no label smoothing: that ablation reuses the preset's run.
-    assert run_command(["compare", "--capacity", "small", "--ablate",
+    assert run_command(["compare", "--capacity", capacity, "--ablate",
                         "dropout,label_smoothing", "--epochs", "1",
                         "--out", str(out), *loader]) == 0
     printed = capsys.readouterr().out

@@ -7,6 +7,7 @@ import keras
 import numpy as np
 import pytest
 
+from keras_regkit._walk import walk_layers
 from keras_regkit.experiments import tuner
 from tests.helpers import random_batch
 
@@ -97,10 +98,16 @@ def test_a_clear_import_error_without_keras_tuner(monkeypatch):
 def test_hypermodel_builds_and_fits_a_sampled_preset(fake_keras_tuner):
     x, y = random_batch(64, IMAGE)
     # tf.data on TensorFlow; on JAX and PyTorch the TensorFlow-free path,
-    # with the sampled policy as model layers.
+    # with the sampled policy as model layers: flips there, since Keras
+    # 3.15 marks its translation, rotation and zoom layers as not
+    # jit-compatible, and a model holding them trains eagerly on JAX.
     on_tf = keras.backend.backend() == "tensorflow"
+    space = dict(tuner.DEFAULT_SEARCH_SPACE)
+    if not on_tf:
+        space["augmentation"] = ("choice", ("none", "flip"))
     hypermodel = tuner.make_hypermodel(
-        "small", IMAGE, 10, seed=0, loader="tf.data" if on_tf else "arrays",
+        "small", IMAGE, 10, search_space=space, seed=0,
+        loader="tf.data" if on_tf else "arrays",
         augment_on="pipeline" if on_tf else "model")
     assert isinstance(hypermodel, fake_keras_tuner.HyperModel)
     assert isinstance(hypermodel, tuner.RegularizationHyperModel)
@@ -111,6 +118,10 @@ def test_hypermodel_builds_and_fits_a_sampled_preset(fake_keras_tuner):
     assert hp.space["dropout_dense"][1] == 0.0
     assert not any(isinstance(layer, keras.layers.Dropout)
                    for layer in model.layers)
+    # With augment_on="model" the sampled policy is in the model.
+    flips = [layer for layer in walk_layers(model)
+             if isinstance(layer, keras.layers.RandomFlip)]
+    assert len(flips) == (0 if on_tf else 1)
     history = hypermodel.fit(hp, model, x[:32], y[:32],
                              validation_data=(x[32:], y[32:]), epochs=1,
                              batch_size=16, verbose=0)

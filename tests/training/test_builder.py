@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import keras
@@ -23,11 +24,12 @@ from tests.helpers import SEED_TABLE
 TINY = dict(conv_filters=(8, 16), dense_units=(32,), epochs=2, batch_size=50)
 # Each pass trains through its backend's own input path: tf.data on
 # TensorFlow; on JAX and PyTorch the NumPy loader, as where TensorFlow is
-# not installed, with the small preset's "light" policy as Keras layers in
-# the model (the loader applies only flips and shifts).
+# not installed, with random flips (the loader applies flips and shifts;
+# the small preset's "light" policy would need augment_on="model", which
+# tests/experiments/test_tuner.py trains on every backend).
 ON_TF = keras.backend.backend() == "tensorflow"
 LOADER = dict(loader="tf.data") if ON_TF else dict(loader="arrays",
-                                                   augment_on="model")
+                                                   augmentation="flip")
 
 
 def tiny_builder(**kwargs):
@@ -97,6 +99,23 @@ def test_loader_is_resolved_and_checked_at_construction():
     assert (loader.batch_size, loader.augmentation, loader.num_classes) == (
         4, "alternating_flip_translate2", 10)
     assert loader[0][1].shape == (4, 10)  # one-hot, as the loss expects
+
+
+def test_model_augmentation_that_stops_jit_on_jax_is_warned_about():
+    on_jax = keras.backend.backend() == "jax"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ProductionModelBuilder((32, 32, 3), 10, "medium", augment_on="model")
+        ProductionModelBuilder((32, 32, 3), 10, "small", augment_on="model",
+                               augmentation="flip")
+    messages = [str(w.message) for w in caught
+                if "jit-compatible" in str(w.message)]
+    # Only the medium preset's policy holds such layers, and only JAX
+    # compiles the training step as a whole.
+    assert len(messages) == (1 if on_jax else 0)
+    if on_jax:
+        assert "RandomRotation" in messages[0]
+        assert "augmentation='standard'" in messages[0]
 
 
 def test_strategy_of_another_backend_is_refused():
@@ -407,7 +426,7 @@ def test_fast_preset_trains_with_its_tricks(cifar10_small, tmp_path):
                     "passes, where TensorFlow is installed")
 def test_tf_data_feeds_this_backend(cifar10_small):
     x, y = cifar10_small
-    builder = tiny_builder(loader="tf.data", augment_on="pipeline")
+    builder = tiny_builder(loader="tf.data", augmentation="light")
     model, history = builder.train(x[:200], y[:200], x[200:300], y[200:300],
                                    verbose=0)
     assert history.params["steps"] == 4
