@@ -129,7 +129,7 @@ def main(argv=None):
     print("\n6. The model(x, training=True) recipe (batch norm on batch "
           "statistics)")
     batch = x_val[:64]
-    recipe = np.mean([np.asarray(model(batch, training=True))
+    recipe = np.mean([keras.ops.convert_to_numpy(model(batch, training=True))
                       for _ in range(args.n_iter)], axis=0)
     ours = mean[:64]
     print(f"   mean |MC mean - deterministic|: ours "

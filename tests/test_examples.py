@@ -46,9 +46,22 @@ def _load(script):
     return module
 
 
-@pytest.mark.requires_tensorflow  # the examples train through tf.data
+# Examples that need TensorFlow itself: the others run in every pass.
+NEEDS_TENSORFLOW = {
+    "migrate_image_data_generator.py": "a tf.data pipeline",
+    "multi_worker.py": "tf.distribute.MultiWorkerMirroredStrategy",
+}
+
+
+def _marks(script):
+    if script.name in NEEDS_TENSORFLOW:
+        return [pytest.mark.requires_tensorflow]
+    return []
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("script", EXAMPLES, ids=lambda p: p.name)
+@pytest.mark.parametrize("script", [
+    pytest.param(p, marks=_marks(p), id=p.name) for p in EXAMPLES])
 def test_example_runs_quick(script, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MPLBACKEND", "Agg")
