@@ -49,6 +49,27 @@ LOADER_AUGMENTATIONS = ("none", "flip", "alternating_flip",
 TRANSLATE_PIXELS = 2
 
 
+def check_loader_augmentation(preset_name: str, augmentation: str,
+                              instead: str) -> None:
+    """Refuses a preset policy that `ArrayLoader` cannot apply.
+
+    Args:
+        preset_name: the preset's name, for the message.
+        augmentation: the preset's `augmentation`.
+        instead: what to do instead, the message's last sentence.
+
+    Raises:
+        ValueError: naming the preset, the field, its value, what the
+            loader applies and `instead`.
+    """
+    if augmentation not in LOADER_AUGMENTATIONS:
+        allowed = ", ".join(repr(a) for a in LOADER_AUGMENTATIONS)
+        raise ValueError(
+            f"The preset {preset_name!r} sets augmentation="
+            f"{augmentation!r}, which ArrayLoader cannot apply (it applies "
+            f"{allowed}). {instead}")
+
+
 def random_translate(images: np.ndarray, pixels: int,
                      rng: np.random.Generator) -> np.ndarray:
     """Shifts each image by up to `pixels` each way, reflecting the borders.
@@ -372,14 +393,11 @@ class ArrayLoader(keras.utils.PyDataset):
                 f"ArrayLoader.from_preset() takes {', '.join(clash)} from "
                 "the preset: pass `preset.replace(...)` instead of the "
                 f"keyword argument. Received: {given}")
-        if preset.augmentation not in LOADER_AUGMENTATIONS:
-            allowed = ", ".join(repr(a) for a in LOADER_AUGMENTATIONS)
-            raise ValueError(
-                f"The preset {preset.name!r} sets augmentation="
-                f"{preset.augmentation!r}, which ArrayLoader cannot apply "
-                f"(it applies {allowed}). Train through `make_dataset` "
-                "(tf.data) or `ProductionModelBuilder`, or pass "
-                "`preset.replace(augmentation=...)` with one of those.")
+        check_loader_augmentation(
+            preset.name, preset.augmentation,
+            "Train through `make_dataset` (tf.data) or "
+            "`ProductionModelBuilder`, or pass "
+            "`preset.replace(augmentation=...)` with one of those.")
         if num_classes is None and (preset.mixup_alpha or preset.cutmix_alpha):
             y_array = np.asarray(y)
             if y_array.ndim != 2 or y_array.shape[-1] == 1:

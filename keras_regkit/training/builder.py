@@ -34,7 +34,7 @@ from keras_regkit._typing import StrPath
 from keras_regkit._validation import check_choice, check_int, check_seed, invalid
 from keras_regkit.callbacks import NaNGuard
 from keras_regkit.callbacks import OverfittingDetector
-from keras_regkit.data.array_loader import LOADER_AUGMENTATIONS
+from keras_regkit.data.array_loader import check_loader_augmentation
 from keras_regkit.data.array_loader import ArrayLoader
 from keras_regkit.models import build_backbone
 from keras_regkit.models.fast_net import adapt_fast_net
@@ -128,7 +128,7 @@ class ProductionModelBuilder:
         self.augment_on = check_choice("augment_on", augment_on, AUGMENT_ON)
         self.loader = _resolve_loader(loader, self.strategy)
         if self.loader == "arrays" and self.augment_on == "pipeline":
-            _check_loader_augmentation(self.preset.augmentation)
+            _check_loader_augmentation(self.preset)
         if self.augment_on == "model":
             self._warn_if_eager()
         self.precision = resolve_precision(precision)
@@ -338,7 +338,7 @@ class ProductionModelBuilder:
         if self.augment_on != "pipeline":
             recipe = recipe.replace(augmentation="none")
         elif training:
-            _check_loader_augmentation(recipe.augmentation)
+            _check_loader_augmentation(recipe)
         return ArrayLoader.from_preset(x, y, recipe, training,
                                        num_classes=self.num_classes,
                                        seed=self.seed)
@@ -579,17 +579,14 @@ def _resolve_loader(loader: str, strategy: Any) -> str:
     return loader
 
 
-def _check_loader_augmentation(augmentation: str) -> None:
+def _check_loader_augmentation(preset: Any) -> None:
     """Refuses a policy the NumPy loader cannot apply, naming the field."""
-    if augmentation not in LOADER_AUGMENTATIONS:
-        allowed = ", ".join(repr(a) for a in LOADER_AUGMENTATIONS)
-        raise ValueError(
-            f"The preset sets augmentation={augmentation!r}, which the "
-            f"NumPy loader (loader='arrays') cannot apply; it applies "
-            f"{allowed}. Pass augment_on='model' (the policy runs as Keras "
-            "layers inside the model, on every backend), "
-            "loader='tf.data' (needs TensorFlow), or one of those "
-            "policies as `augmentation=`.")
+    check_loader_augmentation(
+        preset.name, preset.augmentation,
+        "With loader='arrays', pass augment_on='model' (the policy runs as "
+        "Keras layers inside the model, on every backend), "
+        "loader='tf.data' (needs TensorFlow), or one of those policies as "
+        "`augmentation=`.")
 
 
 def _steps_per_epoch(data: Any) -> int | None:
