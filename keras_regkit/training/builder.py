@@ -335,9 +335,9 @@ class ProductionModelBuilder:
         """
         recipe = self.preset.replace(
             batch_size=batch_size or self.preset.batch_size)
-        if self.augment_on != "pipeline":
+        if self.augment_on != "pipeline" or not training:
             recipe = recipe.replace(augmentation="none")
-        elif training:
+        else:
             _check_loader_augmentation(recipe)
         return ArrayLoader.from_preset(x, y, recipe, training,
                                        num_classes=self.num_classes,

@@ -99,6 +99,14 @@ def test_loader_is_resolved_and_checked_at_construction():
     assert (loader.batch_size, loader.augmentation, loader.num_classes) == (
         4, "alternating_flip_translate2", 10)
     assert loader[0][1].shape == (4, 10)  # one-hot, as the loss expects
+    # Validation batches are never augmented, whatever the policy.
+    medium = ProductionModelBuilder((32, 32, 3), 10, "medium")
+    val = medium.make_loader(np.zeros((8, 32, 32, 3), np.uint8),
+                             np.arange(8) % 10, batch_size=4, training=False)
+    assert val.augmentation == "none" and not val.training
+    with pytest.raises(ValueError, match="augmentation='standard'"):
+        medium.make_loader(np.zeros((8, 32, 32, 3), np.uint8),
+                           np.arange(8) % 10, batch_size=4, training=True)
 
 
 def test_model_augmentation_that_stops_jit_on_jax_is_warned_about():
