@@ -425,6 +425,7 @@ class ProductionModelBuilder:
                               "(pass `loader='tf.data'` for a dataset)",
                               TypeError)
             _check_image_shape(name, data, self.input_shape)
+        _check_even_split(self.strategy, batch_size, X_val)
         # Only the chief writes `run_dir`; other workers write a private
         # copy, removed on the way out (see `training.runs.workers`).
         with self._distribution_scope(), \
@@ -587,6 +588,32 @@ def _check_loader_augmentation(preset: Any) -> None:
         "Keras layers inside the model, on every backend), "
         "loader='tf.data' (needs TensorFlow), or one of those policies as "
         "`augmentation=`.")
+
+
+def _check_even_split(strategy: Any, batch_size: int, x_val: Any) -> None:
+    """Under a Keras distribution every batch must split evenly over the
+    devices of its batch axis (JAX refuses a partial shard deep inside
+    `fit`); checked here, naming the argument and what would split."""
+    if not _is_distribution(strategy):
+        return
+    mesh = strategy.device_mesh
+    shards = int(mesh.shape[list(mesh.axis_names).index(
+        strategy.batch_dim_name)])
+    if batch_size % shards:
+        raise invalid("batch_size", batch_size,
+                      f"a multiple of {shards}, the devices that "
+                      f"{type(strategy).__name__} splits each batch over")
+    if x_val is None or _is_tf_dataset(x_val):
+        return
+    last = len(x_val) % batch_size
+    if last % shards:
+        usable = len(x_val) - last % shards
+        raise invalid(
+            "X_val", f"<{len(x_val)} images>",
+            f"a number of images whose last batch ({last} of batch_size="
+            f"{batch_size}) splits evenly over {shards} devices, e.g. the "
+            f"first {usable}: validation keeps every image, so the last "
+            "batch is not dropped")
 
 
 def _steps_per_epoch(data: Any) -> int | None:

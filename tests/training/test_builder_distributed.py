@@ -94,8 +94,21 @@ def train(strategy):
 devices = keras.distribution.list_devices("cpu")
 parallel, spread = train(keras.distribution.DataParallel(devices=devices))
 single, _ = train(None)
+# Batches that would not split over the two devices are refused before
+# training, naming the argument (JAX would fail inside `fit`).
+refused = []
+for batch_size, n_val in ((63, 100), (64, 101)):
+    builder = ProductionModelBuilder(
+        (32, 32, 3), 10, "small", seed=0, conv_filters=(8, 16),
+        dense_units=(32,), epochs=1, batch_size=batch_size,
+        strategy=keras.distribution.DataParallel(devices=devices))
+    try:
+        builder.train(x, y, x[:n_val], y[:n_val], verbose=0)
+    except ValueError as exc:
+        refused.append(str(exc))
 print(json.dumps({"devices": len(jax.devices()), "spread": spread,
-                  "parallel": parallel, "single": single}))
+                  "parallel": parallel, "single": single,
+                  "refused": refused}))
 """
 
 
@@ -120,3 +133,8 @@ def test_data_parallel_on_two_host_devices_matches_one_device():
     # reduce over the whole batch under jit, so only the order of the
     # floating-point sums differs.
     assert losses["parallel"] == pytest.approx(losses["single"], rel=2e-3)
+    batch, val = losses["refused"]
+    assert "`batch_size`" in batch and "63" in batch
+    assert "multiple of 2" in batch
+    assert "`X_val`" in val and "<101 images>" in val
+    assert "first 100" in val
