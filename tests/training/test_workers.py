@@ -45,8 +45,8 @@ def tf_config(hosts, index, job="worker"):
     ("{not json", "is not JSON"),
     ("[1, 2]", "must be a JSON object"),
     ('{"task": {"type": "worker", "index": 0}}', '"worker" (or "chief")'),
-    ('{"cluster": {"worker": ["a:1"], "ps": ["b:1"]}, '
-     '"task": {"type": "ps"}}', "job 'ps'"),
+    ('{"cluster": {"worker": ["a:1"], "trainer": ["b:1"]}, '
+     '"task": {"type": "trainer"}}', "job 'trainer'"),
     ('{"cluster": {"worker": ["a"]}, "task": {"type": "worker"}}',
      "host:port"),
     ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "chief"}}',
@@ -68,6 +68,11 @@ def test_tf_config_counts_every_worker():
     with_chief = json.dumps({"cluster": {"chief": ["a:1"], "worker": ["b:1"]},
                              "task": {"type": "worker", "index": 0}})
     assert check_tf_config(with_chief) == 2
+    # Parameter servers and an evaluator are not training workers.
+    others = json.dumps({"cluster": {"worker": ["a:1", "b:1"], "ps": ["c:1"],
+                                     "evaluator": ["d:1"]},
+                         "task": {"type": "evaluator", "index": 0}})
+    assert check_tf_config(others) == 2
 
 
 def test_a_cluster_without_a_multi_worker_strategy_is_refused(monkeypatch):

@@ -42,6 +42,10 @@ _COMMITTED = ("config.yaml", "history.csv", "best_model.best.json",
               "overfitting_detector.json")
 
 
+# TensorFlow's cluster job names (`TF_CONFIG`).
+_JOBS = ("chief", "worker", "ps", "evaluator")
+
+
 @dataclass(frozen=True)
 class WorkerRole:
     """This process's place in a training cluster.
@@ -81,12 +85,14 @@ def check_tf_config(text: str | None) -> int:
 
     A wrong `TF_CONFIG` otherwise shows as workers that wait for each other
     forever, or train alone. Accepted: unset (one worker), or JSON with a
-    `"cluster"` mapping job names (`"chief"`, `"worker"`) to lists of
-    `"host:port"`, and a `"task"` whose `"type"` is one of those jobs and
-    whose `"index"` is in range.
+    `"cluster"` mapping TensorFlow's job names (`"chief"`, `"worker"`,
+    `"ps"`, `"evaluator"`) to lists of `"host:port"`, at least one chief or
+    worker among them, and a `"task"` whose `"type"` is one of those jobs
+    and whose `"index"` is in range.
 
     Returns:
-        The number of workers it names (chief included); 0 when unset.
+        The number of training workers it names (chief included; not the
+        `ps` or `evaluator` tasks); 0 when unset.
 
     Raises:
         ValueError: naming `TF_CONFIG`, what is wrong and an example.
@@ -112,10 +118,11 @@ def check_tf_config(text: str | None) -> int:
             not cluster.get("chief"):
         raise bad('needs "cluster" with a "worker" (or "chief") list')
     for job, hosts in cluster.items():
-        if job not in ("chief", "worker") or not isinstance(hosts, list) \
+        if job not in _JOBS or not isinstance(hosts, list) \
                 or not all(isinstance(h, str) and ":" in h for h in hosts):
-            raise bad(f'has cluster job {job!r}: jobs are "chief" and '
-                      '"worker", each a list of "host:port"')
+            raise bad(f"has cluster job {job!r}: jobs are "
+                      f"{', '.join(map(repr, _JOBS))}, each a list of "
+                      '"host:port"')
     if not isinstance(task, dict) or task.get("type") not in cluster:
         raise bad('needs "task" with a "type" that names a cluster job')
     index = task.get("index", 0)
@@ -124,7 +131,7 @@ def check_tf_config(text: str | None) -> int:
             not 0 <= index < len(hosts):
         raise bad(f'has task index {index!r}: {task["type"]!r} has '
                   f"{len(hosts)} host(s), so 0 to {len(hosts) - 1}")
-    return sum(len(h) for h in cluster.values())
+    return len(cluster.get("chief", [])) + len(cluster.get("worker", []))
 
 
 def private_folder(run_dir: StrPath, role: WorkerRole) -> Path:
