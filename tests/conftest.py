@@ -61,44 +61,40 @@ def _data_required():
 
 
 # The files whose tests took longest, longest first (seconds summed over a
-# file's tests, the largest of its three passes, in a run of the README's
-# test command from a fresh clone on 2 AMD Zen 5 cores; the order was the
-# same on 2 AVX2 cores for the files measured there). tests/run_all.py
-# runs two workers with `--dist loadfile --no-loadscope-reorder`, which
-# hands out whole files in collection order; these go first so that no
-# long file starts last and keeps one worker busy while the other idles
-# (the longest-first rule). The rest follow in collection order. A stale
-# entry costs balance, never a result.
+# file's tests in the TensorFlow pass of a clean CI run, or in the JAX pass
+# where that was longer; 2 AVX2 cores). tests/run_all.py runs two workers
+# with `--dist loadfile --no-loadscope-reorder`, which hands out whole files
+# in collection order; these go first so that no long file starts last and
+# keeps one worker busy while the other idles (the longest-first rule).
+# The files whose tests start their own processes (test_resume,
+# test_saving, test_workers) are spaced out so that each meets a file that
+# trains in-process on the other worker: run side by side, they fought for
+# the 2 cores (test_workers then took 63 s instead of 21 s, on Zen 5).
+# The rest follow in collection order. A stale entry costs balance, never
+# a result.
 LONGEST_FIRST = (
-    "test_examples.py",
-    "training/test_builder.py",
-    "training/test_workers.py",
-    "test_saving.py",
-    "training/test_resume.py",
-    "test_doctests.py",
-    "test_docs.py",
     "analysis/test_uncertainty.py",
-    "data/test_cifar10.py",
-    "experiments/test_tuner.py",
+    "training/test_resume.py",
+    "training/test_builder.py",
+    "test_examples.py",
+    "test_saving.py",
     "callbacks/test_overfitting_detector.py",
-    "training/test_builder_distributed.py",
-    "cli/test_train.py",
+    "training/test_workers.py",
     "test_wheel.py",
-    "test_typing.py",
-    "layers/test_mc_dropout.py",
-    "models/test_cnn.py",
-    "callbacks/test_lookahead.py",
-    "test_properties.py",
-    "layers/test_drop_connect.py",
-    "layers/test_concrete_dropout.py",
-    "training/test_precision.py",
-    "test_losses.py",
-    "models/test_fast_net.py",
     "data/test_device_loader.py",
+    "test_properties.py",
     "callbacks/test_regularization_scheduler.py",
-    "experiments/test_compare.py",
+    "callbacks/test_lookahead.py",
+    "test_docs.py",
     "experiments/test_search.py",
+    "test_doctests.py",
+    "experiments/test_tuner.py",
     "test_optimizers.py",
+    "cli/test_train.py",
+    "data/test_cifar10.py",
+    "experiments/test_compare.py",
+    "test_typing.py",
+    "training/test_builder_distributed.py",
 )
 
 
