@@ -434,7 +434,11 @@ def test_fast_preset_trains_with_its_tricks(cifar10_small, tmp_path):
                     "passes, where TensorFlow is installed")
 def test_tf_data_feeds_this_backend(cifar10_small):
     x, y = cifar10_small
+    import tensorflow as tf
+
     builder = tiny_builder(loader="tf.data", augmentation="light")
+    assert isinstance(builder.make_input(x[:200], y[:200], 50),
+                      tf.data.Dataset)
     model, history = builder.train(x[:200], y[:200], x[200:300], y[200:300],
                                    verbose=0)
     assert history.params["steps"] == 4
