@@ -33,6 +33,7 @@ from keras_regkit.analysis import plot_training_diagnostics
 from keras_regkit.analysis import plot_validation_curves
 from keras_regkit.callbacks import OverfittingDetector
 from keras_regkit.callbacks import WeightStatsMonitor
+from keras_regkit.data.augmentation import reference_augmentation
 from keras_regkit.data.cifar10 import load_cifar10
 from keras_regkit.data.cifar10 import load_cifar10_sample
 
@@ -75,12 +76,10 @@ def build_mlp(regularized, width, seed):
     inputs = keras.Input((32, 32, 3))
     x = inputs
     if regularized:
-        for layer in (keras.layers.RandomFlip("horizontal", seed=seed),
-                      keras.layers.RandomRotation(0.1, seed=seed),
-                      keras.layers.RandomZoom(0.1, seed=seed),
-                      keras.layers.RandomTranslation(0.1, 0.1, seed=seed),
-                      keras.layers.RandomContrast(0.1, seed=seed)):
-            x = layer(x)
+        # Flip, rotation, zoom, translation and contrast, in the model. The
+        # policy comes marked so that JAX still compiles the training step
+        # (Keras marks rotation, zoom and translation as not jit-compatible).
+        x = reference_augmentation(seed=seed)(x)
     x = keras.layers.Flatten()(x)
     for i in range(2):
         reg = keras.regularizers.L2(1e-4) if regularized else None

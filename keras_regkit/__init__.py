@@ -54,6 +54,7 @@ _PUBLIC = {
     "AUGMENTATION_POLICIES": "keras_regkit.data.augmentation",
     "augmentation_model_layers": "keras_regkit.data.augmentation",
     "get_augmentation": "keras_regkit.data.augmentation",
+    "let_jax_compile": "keras_regkit.data.augmentation",
     "reference_augmentation": "keras_regkit.data.augmentation",
     "seed_augmentation": "keras_regkit.data.augmentation",
     "load_cifar10": "keras_regkit.data.cifar10",

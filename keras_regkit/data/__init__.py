@@ -18,6 +18,7 @@ from keras_regkit.data.device_loader import DeviceArrayLoader
 from keras_regkit.data.augmentation import AUGMENTATION_POLICIES
 from keras_regkit.data.augmentation import augmentation_model_layers
 from keras_regkit.data.augmentation import get_augmentation
+from keras_regkit.data.augmentation import let_jax_compile
 from keras_regkit.data.augmentation import reference_augmentation
 from keras_regkit.data.augmentation import seed_augmentation
 from keras_regkit.data.cifar10 import CLASS_NAMES
@@ -46,6 +47,7 @@ __all__ = [
     "augmentation_model_layers",
     "cutmix",
     "get_augmentation",
+    "let_jax_compile",
     "load_cifar10",
     "load_cifar10_sample",
     "make_dataset",

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 import keras
 
 from keras_regkit._choices import AUGMENTATION_POLICIES
+from keras_regkit._walk import walk_layers
 from keras_regkit._validation import check_choice
 from keras_regkit._validation import check_seed
 from keras_regkit._validation import invalid
@@ -23,6 +24,56 @@ VALUE_RANGE = (0.0, 1.0)
 # The fill of erased patches: grey at CIFAR-10's mean brightness (a scalar:
 # Keras 3.15's RandomErasing fails on JAX with a per-channel tuple).
 _ERASE_FILL = 0.47
+
+
+# Keras's affine augmentation layers set `supports_jit = False` because
+# TensorFlow's XLA has no kernel for their image transform. On JAX they are
+# jax.numpy code that compiles (the compiled layer draws the same transform
+# as the eager one from the same seed state), but the flag alone makes JAX's
+# trainer run the whole training step eagerly, several times slower.
+# RandomCrop and RandomPerspective are left alone: RandomCrop slices with
+# traced offsets, which JAX cannot compile.
+_JAX_COMPILABLE = (keras.layers.RandomTranslation, keras.layers.RandomRotation,
+                   keras.layers.RandomZoom, keras.layers.RandomShear)
+
+
+def let_jax_compile(layer: keras.layers.Layer) -> list[str]:
+    """Lets JAX compile a training step that holds Keras's affine augmentation.
+
+    Keras 3 marks `RandomTranslation`, `RandomRotation`, `RandomZoom` and
+    `RandomShear` as not jit-compatible, for TensorFlow's XLA; on JAX a
+    model holding one then trains eagerly, op by op. On JAX this marks
+    every such layer in `layer` (a layer or a model, nested layers
+    included) as compilable; on TensorFlow and PyTorch it changes nothing.
+    The augmentation policies of `get_augmentation` come marked already.
+    Call it before `compile`.
+
+    Args:
+        layer: a Keras layer or model.
+
+    Returns:
+        The names of the layers it marked (empty off JAX).
+
+    Example:
+
+    ```python
+    x = keras.layers.RandomRotation(0.1)(inputs)
+    ...
+    model = keras.Model(inputs, outputs)
+    let_jax_compile(model)
+    model.compile(...)   # on JAX: jit_compile resolves to True
+    ```
+    """
+    if not isinstance(layer, keras.layers.Layer):
+        raise invalid("layer", layer, "a Keras layer or model")
+    if keras.backend.backend() != "jax":
+        return []
+    marked = []
+    for inner in walk_layers(layer):
+        if isinstance(inner, _JAX_COMPILABLE) and not inner.supports_jit:
+            inner.supports_jit = True
+            marked.append(inner.name)
+    return marked
 
 
 def layer_seeds(seed: int | None) -> Iterator[int | None]:
@@ -111,7 +162,9 @@ def get_augmentation(name: str,
     seed = check_seed("seed", seed)
     if name == "none":
         return None
-    return keras.Sequential(_policy_layers(name, layer_seeds(seed)))
+    policy = keras.Sequential(_policy_layers(name, layer_seeds(seed)))
+    let_jax_compile(policy)
+    return policy
 
 
 def reference_augmentation(seed: int | None = None) -> keras.Sequential:

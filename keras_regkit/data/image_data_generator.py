@@ -21,6 +21,7 @@ from keras_regkit._validation import check_seed
 from keras_regkit._validation import invalid
 from keras_regkit.data.augmentation import VALUE_RANGE
 from keras_regkit.data.augmentation import layer_seeds
+from keras_regkit.data.augmentation import let_jax_compile
 
 
 # ImageDataGenerator arguments with no safe Keras 3 layer equivalent, and
@@ -188,4 +189,8 @@ def augmentation_from_image_data_generator(
             "horizontal_flip, vertical_flip, fill_mode, cval, "
             "interpolation_order, channel_shift_range, rescale, data_format."
         )
-    return keras.Sequential(layers) if layers else None
+    if not layers:
+        return None
+    augmentation = keras.Sequential(layers)
+    let_jax_compile(augmentation)  # JAX compiles the layers; Keras says not
+    return augmentation

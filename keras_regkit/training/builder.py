@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import time
-import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 from typing import Any
@@ -129,27 +128,7 @@ class ProductionModelBuilder:
         self.loader = _resolve_loader(loader, self.strategy)
         if self.loader == "arrays" and self.augment_on == "pipeline":
             _check_loader_augmentation(self.preset)
-        if self.augment_on == "model":
-            self._warn_if_eager()
         self.precision = resolve_precision(precision)
-
-    def _warn_if_eager(self) -> None:
-        """Warns when model augmentation turns JAX's compiled step off."""
-        if keras.backend.backend() != "jax":
-            return
-        augmentation = self.get_data_augmentation()
-        eager = sorted({type(layer).__name__
-                        for layer in getattr(augmentation, "layers", [])
-                        if not getattr(layer, "supports_jit", True)})
-        if eager:
-            warnings.warn(
-                f"augment_on='model' with augmentation="
-                f"{self.preset.augmentation!r} puts {', '.join(eager)} in "
-                "the model; Keras marks them as not jit-compatible, so on "
-                "JAX the whole training step runs eagerly, many times "
-                "slower. Augment in the input instead (augment_on="
-                "'pipeline', with loader='tf.data', or loader='arrays' with "
-                "a flip/shift policy).", stacklevel=3)
 
     @property
     def reg_config(self) -> dict[str, Any]:
@@ -360,7 +339,9 @@ class ProductionModelBuilder:
 
         Returns `model` itself when the preset augments nothing. Keras's
         preprocessing layers act only in training, so inference sees the
-        images unchanged.
+        images unchanged. On JAX the training step still compiles as a
+        whole: the policy's translation, rotation and zoom layers come
+        marked by `let_jax_compile`.
         """
         augmentation = self.get_data_augmentation()
         if augmentation is None:

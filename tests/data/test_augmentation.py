@@ -8,6 +8,7 @@ import keras
 from keras_regkit.data import AUGMENTATION_POLICIES
 from keras_regkit.data import augmentation_model_layers
 from keras_regkit.data import get_augmentation
+from keras_regkit.data import let_jax_compile
 from keras_regkit.data import seed_augmentation
 from tests.helpers import random_images
 
@@ -112,3 +113,59 @@ def test_model_layers_from_each_kind():
     assert augmentation_model_layers(None) == []
     with pytest.raises(ValueError, match="`augmentation`"):
         augmentation_model_layers(42)
+
+
+# Keras's affine augmentation layers, which it marks as not jit-compatible.
+AFFINE = {
+    "translation": lambda: L.RandomTranslation(0.2, 0.2, seed=1),
+    "rotation": lambda: L.RandomRotation(0.2, seed=1),
+    "zoom": lambda: L.RandomZoom(0.2, seed=1),
+    "shear": lambda: L.RandomShear(0.2, 0.2, seed=1),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(AFFINE))
+def test_let_jax_compile_marks_affine_layers_on_jax_only(kind):
+    layer = AFFINE[kind]()
+    assert not layer.supports_jit  # Keras's own mark, for TensorFlow's XLA
+    model = keras.Sequential([keras.Input((16, 16, 3)), L.RandomFlip(),
+                              keras.Sequential([layer])])
+    on_jax = keras.backend.backend() == "jax"
+    assert let_jax_compile(model) == ([layer.name] if on_jax else [])
+    assert layer.supports_jit == on_jax
+    assert let_jax_compile(model) == []  # marked once
+    model.compile("sgd", "mse")
+    assert model.jit_compile == on_jax
+
+
+@pytest.mark.skipif(keras.backend.backend() != "jax",
+                    reason="compiles with jax.jit")
+@pytest.mark.parametrize("kind", sorted(AFFINE))
+def test_compiled_affine_layer_draws_what_the_eager_one_draws(kind):
+    import jax
+
+    layer = AFFINE[kind]()
+    images = random_images(4, (16, 16, 3), seed=0)
+    layer.build(images.shape)
+    state = [v.value for v in layer.non_trainable_variables]
+    eager = _run(layer, images)  # draws from `state`, then advances it
+    compiled = jax.jit(lambda state, x: layer.stateless_call(
+        [], state, x, training=True))
+    out, new_state = compiled(state, images)
+    # Same seed state, same transform: equal up to float32 rounding of
+    # the interpolation weights (pixels lie in [0, 1]).
+    np.testing.assert_allclose(np.asarray(out), eager, atol=1e-5)
+    assert np.abs(eager - images).max() > 0.1  # it did transform
+    assert any(not np.array_equal(a, b) for a, b in zip(state, new_state))
+
+
+def test_policies_come_marked_and_bad_input_is_refused():
+    policy = get_augmentation("standard", seed=0)
+    marks = {type(layer).__name__: layer.supports_jit
+             for layer in policy.layers if isinstance(
+                 layer, (L.RandomRotation, L.RandomZoom,
+                         L.RandomTranslation))}
+    assert len(marks) == 3
+    assert set(marks.values()) == {keras.backend.backend() == "jax"}
+    with pytest.raises(ValueError, match="layer.*'flip'"):
+        let_jax_compile("flip")

@@ -98,13 +98,12 @@ def test_a_clear_import_error_without_keras_tuner(monkeypatch):
 def test_hypermodel_builds_and_fits_a_sampled_preset(fake_keras_tuner):
     x, y = random_batch(64, IMAGE)
     # tf.data on TensorFlow; on JAX and PyTorch the TensorFlow-free path,
-    # with the sampled policy as model layers: flips there, since Keras
-    # 3.15 marks its translation, rotation and zoom layers as not
-    # jit-compatible, and a model holding them trains eagerly on JAX.
+    # with the sampled policy as model layers (flips or 2-pixel shifts).
     on_tf = keras.backend.backend() == "tensorflow"
     space = dict(tuner.DEFAULT_SEARCH_SPACE)
     if not on_tf:
-        space["augmentation"] = ("choice", ("none", "flip"))
+        space["augmentation"] = ("choice", ("none", "flip",
+                                            "flip_translate2"))
     hypermodel = tuner.make_hypermodel(
         "small", IMAGE, 10, search_space=space, seed=0,
         loader="tf.data" if on_tf else "arrays",
