@@ -31,6 +31,9 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _machine import machine_name  # noqa: E402
+
 CONFIGS = {
     "keras-tensorflow-f32": ("keras", "tensorflow", "float32"),
     "keras-tensorflow-bf16": ("keras", "tensorflow", "mixed_bfloat16"),
@@ -118,22 +121,6 @@ def torch_worker(layout, precision, batch, steps):
     return _time_steps(step, steps, batch)
 
 
-def machine_name():
-    model, flags = "unknown CPU", set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    shown = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
-             if f in flags]
-    cores = len(os.sched_getaffinity(0))
-    return f"{model}, {cores} cores, flags {' '.join(shown) or 'none'}"
-
-
 def run_one(name, batch, steps, timeout):
     cmd = [sys.executable, __file__, "--worker", name, "--batch-size",
            str(batch), "--steps", str(steps)]
@@ -169,7 +156,7 @@ def main(argv=None):
         speed = worker(where, precision, args.batch_size, args.steps)
         print(json.dumps({"images_per_s": speed}), flush=True)
         return
-    print(f"CPU: {machine_name()}; batch {args.batch_size}, "
+    print(f"{machine_name()}; batch {args.batch_size}, "
           f"{args.steps} timed steps x {args.rounds} rounds", flush=True)
     speeds = {name: [] for name in args.only}
     errors = {}

@@ -46,6 +46,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _machine import machine_name  # noqa: E402
 from time_to_accuracy import SHARED  # noqa: E402
 from time_to_accuracy import split_cifar10  # noqa: E402
 
@@ -301,29 +302,6 @@ def report(peer, peer_wall, ours, machine):
             print(f"  {name}: {ratio:.2f} "
                   f"({'reaching' if reached else 'NOT reaching'} it: "
                   f"{_mean(rows, 'accuracy_tta'):.4f})")
-
-
-def machine_name():
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            return f"GPU: {torch.cuda.get_device_name(0)}"
-    except ImportError:
-        pass
-    model, flags = "unknown CPU", set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    kind = ("AVX512-BF16" if "avx512_bf16" in flags else
-            "AVX512" if "avx512f" in flags else
-            "AVX2" if "avx2" in flags else "no AVX2")
-    return f"CPU: {model}, {kind}, {len(os.sched_getaffinity(0))} cores"
 
 
 def main(argv=None):
