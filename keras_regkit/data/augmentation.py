@@ -46,7 +46,8 @@ def let_jax_compile(layer: keras.layers.Layer) -> list[str]:
     every such layer in `layer` (a layer or a model, nested layers
     included) as compilable; on TensorFlow and PyTorch it changes nothing.
     The augmentation policies of `get_augmentation` come marked already.
-    Call it before `compile`.
+    Call it before `compile`. The mark is not saved with the model: call
+    it again on a model loaded from a file before training it on JAX.
 
     Args:
         layer: a Keras layer or model.
