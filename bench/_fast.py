@@ -18,6 +18,7 @@ step waits for the host.
 """
 
 import time
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -88,8 +89,12 @@ def _accuracy(probs, labels):
 
 
 def train_once(data, preset, seed, precision="float32", loader="tfdata",
-               epochs=None, verbose=0, jit_compile="auto"):
-    """Trains the preset once; returns its figures as a dict."""
+               epochs=None, verbose=0, jit_compile="auto", save_as=None):
+    """Trains the preset once; returns its figures as a dict.
+
+    `save_as`: a `.keras` path to save the trained model to (after the
+    timings), so that it can be scored again without training.
+    """
     x_train, y_train, x_val, y_val = data
     preset = get_preset(preset)
     adapt_s = 0.0  # the builder adapts the stem inside `train`
@@ -154,6 +159,9 @@ def train_once(data, preset, seed, precision="float32", loader="tfdata",
     # the steady pace (what a warmed-up process would take).
     steady_train_s = len(timer.seconds) * sum(steady) / len(steady)
     gflop = training_gflop_per_image(model)
+    if save_as is not None:
+        Path(save_as).parent.mkdir(parents=True, exist_ok=True)
+        model.save(save_as)
     return {
         "accuracy": _accuracy(probs, y_val),
         "accuracy_tta": _accuracy(probs_tta, y_val),

@@ -244,14 +244,17 @@ def parse_variant(words):
 
 
 def run_ours(data, seeds, loader, precision, epochs, name="fast preset",
-             overrides=None):
+             overrides=None, save_dir=None):
     import _fast
     from keras_regkit.models.presets import get_preset
 
     preset = get_preset("fast", **(overrides or {}))
     results = []
     for seed in seeds:
-        r = _fast.train_once(data, preset, seed, precision, loader, epochs)
+        save_as = None if save_dir is None else (
+            Path(save_dir) / f"{name.replace(' ', '_')}_seed{seed}.keras")
+        r = _fast.train_once(data, preset, seed, precision, loader, epochs,
+                             save_as=save_as)
         r["time_s"] = r["adapt_s"] + r["steady_train_s"] + r["tta_s"]
         r["label"] = f"{name} seed {seed}"
         r["name"] = name
@@ -334,6 +337,9 @@ def main(argv=None):
                         help="also train the preset with these overrides, "
                         "e.g. --variant muon8 optimizer=sgd_muon epochs=8 "
                         "seeds=0/1 (repeatable)")
+    parser.add_argument("--save-models", metavar="DIR", default=None,
+                        help="save each of our trained models here "
+                        "(NAME_seedN.keras), to score them again later")
     args = parser.parse_args(argv)
     if args.peer_script is None and args.skip_ours:
         parser.error("nothing to run: give the peer's script or drop "
@@ -368,11 +374,12 @@ def main(argv=None):
               f"{args.precision}", flush=True)
         if not args.skip_preset:
             ours = run_ours(data, args.seeds, args.loader, args.precision,
-                            args.epochs)
+                            args.epochs, save_dir=args.save_models)
         for words in args.variant:
             name, seeds, overrides = parse_variant(words)
             ours += run_ours(data, seeds or args.seeds, args.loader,
-                             args.precision, args.epochs, name, overrides)
+                             args.precision, args.epochs, name, overrides,
+                             args.save_models)
     report(peer, peer_wall, ours, machine)
 
 

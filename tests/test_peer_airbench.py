@@ -15,7 +15,8 @@ import pytest
 
 from tests.helpers import REPO_ROOT
 
-pytestmark = pytest.mark.backend_independent  # PyTorch only, no Keras
+# PyTorch only, no Keras: these run once, in the TensorFlow pass.
+peer_only = pytest.mark.backend_independent
 
 BENCH = REPO_ROOT / "bench"
 
@@ -84,6 +85,7 @@ def peer(monkeypatch, tmp_path):
     return peer_airbench
 
 
+@peer_only
 def test_gpu_patches_only_the_run_count(peer):
     text, patches = peer.patch_peer(STAND_IN, 3, "cuda", "bfloat16")
     assert patches == [
@@ -92,6 +94,7 @@ def test_gpu_patches_only_the_run_count(peer):
     assert text == STAND_IN.replace("range(200)", "range(3)")
 
 
+@peer_only
 def test_cpu_patches_are_each_listed(peer):
     text, patches = peer.patch_peer(STAND_IN, 2, "cpu", "bfloat16")
     reasons = [p.split(" (")[0] for p in patches]
@@ -114,6 +117,7 @@ def test_cpu_patches_are_each_listed(peer):
     assert ".float() / 255" in text32
 
 
+@peer_only
 def test_a_script_without_a_patched_line_is_refused_by_name(peer):
     source = STAND_IN.replace("torch.cuda.synchronize()", "pass")
     with pytest.raises(peer.PatchError, match=re.escape(
@@ -122,6 +126,7 @@ def test_a_script_without_a_patched_line_is_refused_by_name(peer):
         peer.patch_peer(source, 1, "cpu", "float32")
 
 
+@peer_only
 def test_the_patched_stand_in_runs_on_the_cpu_and_is_parsed(peer, tmp_path):
     pytest.importorskip("torch")
     script = tmp_path / "stand_in.py"
@@ -158,6 +163,7 @@ def test_the_patched_stand_in_runs_on_the_cpu_and_is_parsed(peer, tmp_path):
     assert train["classes"][0] == "airplane" and len(train["classes"]) == 10
 
 
+@peer_only
 def test_parse_keeps_timed_runs_and_drops_the_warm_up(peer):
     log = "\n".join([
         "|  run  |  epoch  |  train_acc  |  val_acc  |  tta_val_acc  |"
@@ -171,3 +177,27 @@ def test_parse_keeps_timed_runs_and_drops_the_warm_up(peer):
     assert peer.parse_peer_log(log) == [
         {"val_acc": 0.9, "epochs": 8, "tta_val_acc": 0.91,
          "time_seconds": 9.5}]
+
+
+# The fast preset trains on every backend in training/test_builder.py;
+# saving is the same `model.save` there too.
+@pytest.mark.tensorflow_pass
+def test_our_run_saves_each_trained_model_to_score_it_again(peer, tmp_path):
+    """`--save-models`: the saved model gives the run's own accuracy."""
+    import keras
+
+    rng = np.random.default_rng(0)
+    data = (rng.integers(0, 256, (96, 32, 32, 3), dtype=np.uint8),
+            rng.integers(0, 10, 96),
+            rng.integers(0, 256, (40, 32, 32, 3), dtype=np.uint8),
+            rng.integers(0, 10, 40))
+    results = peer.run_ours(
+        data, [3], "array", "float32", 1, name="tiny run",
+        overrides={"batch_size": 32, "conv_filters": (8, 8, 8)},
+        save_dir=tmp_path / "models")
+    saved = tmp_path / "models" / "tiny_run_seed3.keras"
+    assert results[0]["label"] == "tiny run seed 3" and saved.is_file()
+    model = keras.saving.load_model(saved)
+    probs = model.predict(data[2].astype("float32") / 255.0, verbose=0)
+    accuracy = float((np.argmax(probs, -1) == data[3]).mean())
+    assert accuracy == pytest.approx(results[0]["accuracy"], abs=1e-9)
