@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from keras_regkit import __version__
+from keras_regkit._onednn import prefer_onednn
 from keras_regkit.cli import compare
 from keras_regkit.cli import diagnose
 from keras_regkit.cli import evaluate
@@ -52,6 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         The exit status: 0, or 2 for an error in the user's input.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    prefer_onednn()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
