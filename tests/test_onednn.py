@@ -15,8 +15,13 @@ ENV = _onednn.ONEDNN_ENV
 
 @pytest.fixture
 def before_tensorflow(monkeypatch):
-    """As in a fresh process on x86: no variable, TensorFlow not imported."""
-    monkeypatch.delenv(ENV, raising=False)
+    """As in a fresh process on x86: no variable, TensorFlow not imported.
+
+    The setenv first makes monkeypatch remove, afterwards, what the test
+    sets: the other tests of this process keep TensorFlow's own choice.
+    """
+    monkeypatch.setenv(ENV, "unset by the fixture")
+    monkeypatch.delenv(ENV)
     monkeypatch.delitem(sys.modules, "tensorflow", raising=False)
     monkeypatch.setattr(platform, "machine", lambda: "x86_64")
 
