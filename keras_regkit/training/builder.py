@@ -221,7 +221,8 @@ class ProductionModelBuilder:
         preset uses Lookahead), `Lookahead` and `WhiteningBiasFreezer` when
         the preset asks for them, ReduceLROnPlateau when the preset's
         schedule is "plateau",
-        OverfittingDetector (threshold 0.15, as the reference recipe), TensorBoard into
+        OverfittingDetector (threshold 0.15, as the reference recipe; only
+        with validation, since it compares the two losses), TensorBoard into
         `log_dir`, and, in the run folder, an atomic best-model checkpoint
         (`best_model.keras`, by validation accuracy), `history.csv` and,
         last, the backup that commits each epoch, EarlyStopping's,
@@ -258,9 +259,10 @@ class ProductionModelBuilder:
                 patience=max(1, preset.early_stopping_patience // 3),
                 min_lr=preset.min_learning_rate))
             stateful.append(callbacks[-1])
-        callbacks.append(OverfittingDetector(
-            threshold=0.15, state_path=None if folder is None
-            else folder.detector_state))
+        if validation:  # it compares training and validation loss
+            callbacks.append(OverfittingDetector(
+                threshold=0.15, state_path=None if folder is None
+                else folder.detector_state))
         if folder is not None:
             callbacks += folder.callbacks(monitor=prefix + "accuracy",
                                           stateful=stateful)

@@ -199,7 +199,7 @@ def test_seed_main_evaluate_unpacks_loss_accuracy_top5(cifar10_batch):
         assert np.isfinite(loss)
 
 
-def test_get_callbacks_follow_the_seed(tmp_path):
+def test_get_callbacks_follow_the_reference_recipe(tmp_path):
     builder = ProductionModelBuilder((32, 32, 3), 10, "medium")
     callbacks = builder.get_callbacks(log_dir=str(tmp_path / "logs"))
     by_type = {type(c).__name__: c for c in callbacks}
@@ -221,7 +221,20 @@ def test_get_callbacks_follow_the_seed(tmp_path):
     assert "TensorBoard" in by_type and "RunBackup" in by_type
 
 
-def test_get_data_augmentation_is_one_layer_with_the_seed_transforms():
+def test_without_validation_callbacks_watch_training_metrics(tmp_path):
+    builder = ProductionModelBuilder((32, 32, 3), 10, "medium")
+    callbacks = builder.get_callbacks(log_dir=None, run_dir=tmp_path,
+                                      validation=False)
+    by_type = {type(c).__name__: c for c in callbacks}
+    assert by_type["EarlyStopping"].monitor == "loss"
+    assert by_type["ReduceLROnPlateau"].monitor == "loss"
+    assert by_type["BestModelCheckpoint"].monitor == "accuracy"
+    # The detector compares training and validation loss: without
+    # validation it could only warn every epoch, so it is left out.
+    assert "OverfittingDetector" not in by_type
+
+
+def test_get_data_augmentation_is_one_layer_with_the_reference_transforms():
     augment = ProductionModelBuilder((32, 32, 3), 10).get_data_augmentation()
     assert isinstance(augment, keras.layers.Layer)
     names = {type(layer).__name__ for layer in augment.layers}
