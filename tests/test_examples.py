@@ -5,7 +5,8 @@ once for all of them), from a temporary folder, with `--quick` plus the
 arguments below that shrink it further: the point is that every line of the
 script runs and prints its closing words, not the accuracy it reaches.
 They run in the TensorFlow and PyTorch passes (marker `compile_bound`): on
-JAX, compiling their many small models took 85 s, a quarter of that pass.
+JAX, compiling their many small models took 85 s, a fifth of that pass's
+test time.
 """
 
 import importlib.util
