@@ -98,6 +98,7 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "learning_rate": check_positive,
     "momentum": check_rate,
     "nesterov": _check_bool,
+    "muon_learning_rate": check_positive,
     "lookahead": _check_bool,
     "lr_schedule": lambda n, v: check_choice(n, v, LR_SCHEDULES),
     "warmup_epochs": lambda n, v: check_int(n, v, 0, None),
@@ -138,6 +139,12 @@ class CapacityPreset:
     multiplier of the batch-norm biases) and `lookahead` (the builder adds
     the `Lookahead` callback and ends on its averaged weights).
 
+    `optimizer="sgd_muon"` (airbench94_muon's optimizer): the convolution
+    filters take Muon steps with peak rate `muon_learning_rate` (0.24, as
+    airbench94_muon at batch 2000), following the same schedule as
+    `learning_rate`, which the other variables keep. The other optimizers
+    ignore `muon_learning_rate`.
+
     Example:
 
     >>> preset = get_preset("medium", dropout_dense=0.3)
@@ -175,6 +182,7 @@ class CapacityPreset:
     learning_rate: float = 1e-3
     momentum: float = 0.9
     nesterov: bool = False
+    muon_learning_rate: float = 0.24
     lookahead: bool = False
     lr_schedule: str = "plateau"
     warmup_epochs: int = 0

@@ -33,9 +33,9 @@ WHITENING_BIAS_EPOCHS = 3  # airbench trains the whitened stem's bias this long
 # Where a preset's Lookahead runs: a callback (averages batch-norm
 # statistics too) or the optimizer (inside the compiled step, no host work).
 LOOKAHEAD_PLACES = ("callback", "optimizer")
-# `optimizer: sgd_muon`: airbench94_muon's rate and momentum for the
-# convolution filters (the other variables keep the preset's SGD).
-MUON_LEARNING_RATE = 0.24
+# `optimizer: sgd_muon`: airbench94_muon's momentum for the convolution
+# filters (their rate is the preset's `muon_learning_rate`; the other
+# variables keep the preset's SGD).
 MUON_MOMENTUM = 0.6
 
 
@@ -47,9 +47,10 @@ def make_optimizer(
 
     Biases and batch-norm parameters are excluded from weight decay.
     `"sgd_muon"` is `MuonSGD`: the convolution filters take Muon steps at
-    `MUON_LEARNING_RATE` (at the schedule's peak; they follow its shape)
-    with `MUON_MOMENTUM`, and no weight decay; the rest is the preset's
-    SGD.
+    `preset.muon_learning_rate` (at the schedule's peak; they follow its
+    shape, and a base rate other than `preset.learning_rate` scales them
+    alike) with `MUON_MOMENTUM`, and no weight decay; the rest is the
+    preset's SGD.
 
     Args:
         preset: a `CapacityPreset` or preset name.
@@ -62,7 +63,7 @@ def make_optimizer(
         opt = MuonSGD(
             learning_rate, momentum=preset.momentum,
             nesterov=preset.nesterov, weight_decay=decay,
-            muon_lr_ratio=MUON_LEARNING_RATE / preset.learning_rate,
+            muon_lr_ratio=preset.muon_learning_rate / preset.learning_rate,
             muon_momentum=MUON_MOMENTUM,
         )
     elif preset.optimizer == "sgd":

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from keras_regkit.models import presets as presets_module
-from keras_regkit.models.presets import AUGMENTATIONS
 from keras_regkit.models.presets import PRESETS
 from keras_regkit.models.presets import CapacityPreset
 from keras_regkit.models.presets import get_preset
@@ -208,6 +207,7 @@ def test_from_dict_needs_a_mapping():
         ("learning_rate", 0.0, r"float in \(0, inf\)"),
         ("momentum", 1.0, r"float in \[0, 1\)"),
         ("nesterov", None, "a bool"),
+        ("muon_learning_rate", 0.0, r"float in \(0, inf\)"),
         ("lr_schedule", "step", "'warmup_cosine', 'warmup_linear'"),
         ("warmup_epochs", -1, r"integer in \[0, inf\]"),
         ("min_learning_rate", -1e-7, r"float in \[0, inf\)"),
