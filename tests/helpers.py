@@ -31,8 +31,8 @@ CLASS_NAMES = (
     "dog", "frog", "horse", "ship", "truck",
 )
 
-# The seed's `reg_config` of each capacity, exactly as its documents give it.
-SEED_TABLE = {
+# The reference recipe's `reg_config` of each capacity, exactly as it gives it.
+REFERENCE_REG_CONFIGS = {
     "small": dict(l2=1e-5, dropout_dense=0.2, dropout_conv=0.1,
                   batch_norm=True, early_stopping_patience=20,
                   label_smoothing=0.0),

@@ -11,7 +11,7 @@ from keras_regkit.analysis.plots import plot_validation_curves
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 KERAS_HISTORY = {"loss": [1.5, 1.0, 0.7], "val_loss": [1.6, 1.3, 1.2],
                  "accuracy": [0.5, 0.7, 0.9], "val_accuracy": [0.45, 0.6, 0.65]}
-SEED_HISTORY = {"train_loss": [1.5, 1.0], "val_loss": [1.6, 1.3],
+REFERENCE_HISTORY = {"train_loss": [1.5, 1.0], "val_loss": [1.6, 1.3],
                 "train_acc": [0.5, 0.7], "val_acc": [0.45, 0.65]}
 
 
@@ -23,8 +23,8 @@ def assert_png(path, size):
         assert image.size == size
 
 
-@pytest.mark.parametrize("history", [KERAS_HISTORY, SEED_HISTORY],
-                         ids=["keras_keys", "seed_keys"])
+@pytest.mark.parametrize("history", [KERAS_HISTORY, REFERENCE_HISTORY],
+                         ids=["keras_keys", "reference_recipe_keys"])
 def test_training_diagnostics_png(history, tmp_path):
     path = tmp_path / "curves.png"
     fig = plot_training_diagnostics(history, path)

@@ -120,7 +120,7 @@ def test_batch_norm_stays_in_inference_mode(layer_cls):
     np.testing.assert_allclose(
         out[kept], pre[kept] / (1 - rate), rtol=1e-4, atol=1e-5
     )
-    # The seed's recipe, model(x, training=True), uses batch statistics
+    # The reference recipe, model(x, training=True), uses batch statistics
     # and moves the moving statistics.
     naive = _np(model(x, training=True))
     both = kept & (naive != 0)

@@ -1,4 +1,4 @@
-"""build_cnn: the seed's CNN, layer by layer, and its generalization."""
+"""build_cnn: the reference recipe's CNN, layer by layer, and its generalization."""
 
 import keras
 import numpy as np
@@ -11,8 +11,8 @@ from keras_regkit.models import build_backbone
 from keras_regkit.models import build_cnn
 from tests.helpers import random_batch
 
-# The seed's layer sequence (SEED_FACTS.md), Input first.
-SEED_SEQUENCE = [
+# The reference recipe's layer sequence, Input first.
+REFERENCE_SEQUENCE = [
     "InputLayer",
     "Conv2D", "BatchNormalization", "Activation", "SpatialDropout2D",
     "Conv2D", "BatchNormalization", "Activation", "MaxPooling2D",
@@ -34,7 +34,7 @@ def layer_types(model):
 
 def test_medium_reproduces_the_seed_layer_sequence():
     model = build_cnn((32, 32, 3), 10, PRESETS["medium"])
-    assert layer_types(model) == SEED_SEQUENCE
+    assert layer_types(model) == REFERENCE_SEQUENCE
     convs = [l for l in model.layers if isinstance(l, keras.layers.Conv2D)]
     assert [l.filters for l in convs] == [64, 64, 128, 128]
     assert all(l.kernel_size == (3, 3) and l.padding == "same" for l in convs)

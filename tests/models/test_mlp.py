@@ -1,4 +1,4 @@
-"""build_mlp: the MLP the seed named but never defined."""
+"""build_mlp: the MLP the reference recipe named but never defined."""
 
 import keras
 import numpy as np

@@ -11,16 +11,16 @@ from keras_regkit.models import presets as presets_module
 from keras_regkit.models.presets import PRESETS
 from keras_regkit.models.presets import CapacityPreset
 from keras_regkit.models.presets import get_preset
-from tests.helpers import SEED_TABLE
+from tests.helpers import REFERENCE_REG_CONFIGS
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
-@pytest.mark.parametrize("name", sorted(SEED_TABLE))
+@pytest.mark.parametrize("name", sorted(REFERENCE_REG_CONFIGS))
 def test_reg_config_is_the_seed_table_exactly(name):
     config = PRESETS[name].reg_config
-    assert config == SEED_TABLE[name]
-    assert list(config) == list(SEED_TABLE[name])
+    assert config == REFERENCE_REG_CONFIGS[name]
+    assert list(config) == list(REFERENCE_REG_CONFIGS[name])
 
 
 def test_reg_config_is_a_fresh_dict():

@@ -1,4 +1,4 @@
-"""ProductionModelBuilder: the seed-compatible surface and the training run."""
+"""ProductionModelBuilder: the reference recipe's surface and the training run."""
 
 import csv
 import importlib.util
@@ -17,7 +17,7 @@ from keras_regkit import OverfittingDetector, ProductionModelBuilder
 from keras_regkit._walk import walk_layers
 from keras_regkit.callbacks import RunBackup
 from keras_regkit.training.runs import RUN_FILES
-from tests.helpers import SEED_TABLE
+from tests.helpers import REFERENCE_REG_CONFIGS
 
 # A tiny version of the small preset so a real fit takes about a second.
 TINY = dict(conv_filters=(8, 16), dense_units=(32,), epochs=2, batch_size=50)
@@ -36,10 +36,10 @@ def tiny_builder(**kwargs):
     return ProductionModelBuilder((32, 32, 3), 10, "small", seed=0, **options)
 
 
-@pytest.mark.parametrize("capacity", sorted(SEED_TABLE))
+@pytest.mark.parametrize("capacity", sorted(REFERENCE_REG_CONFIGS))
 def test_reg_config_matches_the_seed_exactly(capacity):
     builder = ProductionModelBuilder((32, 32, 3), 10, model_capacity=capacity)
-    assert builder.reg_config == SEED_TABLE[capacity]
+    assert builder.reg_config == REFERENCE_REG_CONFIGS[capacity]
 
 
 def test_default_capacity_is_medium():
