@@ -208,7 +208,8 @@ def test_array_inputs_need_labels():
 @pytest.mark.parametrize(
     "args, verdict",
     [
-        ((0.95, 0.78, 0.15, 0.68), "SEVERE OVERFITTING"),  # the reference recipe's example
+        # The reference recipe's own example:
+        ((0.95, 0.78, 0.15, 0.68), "SEVERE OVERFITTING"),
         ((0.80, 0.78, 0.20, 0.75), "SEVERE OVERFITTING"),  # loss gap 0.55
         ((0.90, 0.80, 0.30, 0.50), "OVERFITTING"),         # acc gap 0.10
         ((0.80, 0.79, 0.30, 0.65), "OVERFITTING"),         # loss gap 0.35

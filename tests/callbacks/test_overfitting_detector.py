@@ -62,7 +62,8 @@ def test_fires_after_patience_with_onset_where_validation_turned():
 
 
 def test_gap_alone_while_validation_improves_does_not_fire():
-    # The reference recipe's check would warn every epoch: val_loss > 1.1 * loss throughout.
+    # The reference recipe's check would warn every epoch: val_loss >
+    # 1.1 * loss throughout.
     losses = [1.0, 0.8, 0.6, 0.5, 0.4]
     vals = [1.5, 1.4, 1.3, 1.25, 1.2]
     detector = OverfittingDetector(threshold=0.1, verbose=0)

@@ -104,7 +104,8 @@ def test_scale_mode_keeps_each_layer_ratio_and_keras_regkit_layers():
 
 @pytest.mark.slow
 def test_reference_recipe_l2_tracks_the_learning_rate():
-    # LR x0.1 every 2 epochs (30 in the reference recipe); L2 x initial_lr / current_lr.
+    # LR x0.1 every 2 epochs (30 in the reference recipe); L2 x
+    # initial_lr / current_lr.
     # With a near-zero LR the weights stay put, so the change of the loss
     # is exactly the change of the penalty: the new strength is in effect.
     initial_lr, l2 = 1e-12, 1e-3

@@ -1,4 +1,5 @@
-"""progressive_regularization_search: the reference recipe's ladder, table and choice."""
+"""progressive_regularization_search: the reference recipe's ladder,
+table and choice."""
 
 import numpy as np
 import pytest

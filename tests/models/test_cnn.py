@@ -1,4 +1,5 @@
-"""build_cnn: the reference recipe's CNN, layer by layer, and its generalization."""
+"""build_cnn: the reference recipe's CNN, layer by layer, and its
+generalization."""
 
 import keras
 import numpy as np

@@ -1,4 +1,5 @@
-"""ProductionModelBuilder: the reference recipe's surface and the training run."""
+"""ProductionModelBuilder: the reference recipe's surface and the training
+run."""
 
 import csv
 import importlib.util
