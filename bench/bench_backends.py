@@ -65,6 +65,7 @@ def keras_worker(backend, precision, batch, steps):
     import numpy as np
 
     from keras_regkit.models.fast_net import build_fast_net
+    from keras_regkit.models.presets import get_preset
     from keras_regkit.training.recipe import compile_for_preset
 
     keras.utils.set_random_seed(0)
@@ -75,7 +76,9 @@ def keras_worker(backend, precision, batch, steps):
             model.output)
         model = keras.Model(model.input, outputs)
     keras.mixed_precision.set_global_policy("float32")
-    compile_for_preset(model, "fast", 10, steps_per_epoch=100, epochs=10,
+    # SGD for every variable, as the plain PyTorch step below.
+    compile_for_preset(model, get_preset("fast", optimizer="sgd"), 10,
+                       steps_per_epoch=100, epochs=10,
                        jit_compile=False)
     rng = np.random.default_rng(0)
     x = rng.random((batch, 32, 32, 3), dtype=np.float32)

@@ -339,8 +339,8 @@ def main(argv=None):
     parser.add_argument("--variant", nargs="+", action="append",
                         default=[], metavar="NAME_OR_KEY=VALUE",
                         help="also train the preset with these overrides, "
-                        "e.g. --variant muon8 optimizer=sgd_muon epochs=8 "
-                        "seeds=0/1 (repeatable)")
+                        "e.g. --variant sgd10 optimizer=sgd epochs=10 "
+                        "warmup_epochs=2 seeds=0/1 (repeatable)")
     parser.add_argument("--save-models", metavar="DIR", default=None,
                         help="save each of our trained models here "
                         "(NAME_seedN.keras), to score them again later")

@@ -238,7 +238,7 @@ def main():
                       help="device: data and augmentation on the JAX "
                            "device, Lookahead in the compiled step")
     fast.add_argument("--fast-epochs", type=int, default=None,
-                      help="override the preset's 10 epochs (smoke runs)")
+                      help="override the preset's epochs (smoke runs)")
     fast.add_argument("--verbose", type=int, default=0)
     fast.add_argument("--jit-compile", choices=("auto", "true", "false"),
                       default="auto")

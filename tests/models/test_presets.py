@@ -56,7 +56,7 @@ def test_every_preset_decays_once_and_decoupled(name):
     preset = PRESETS[name]
     assert preset.weight_decay_mode == "decoupled"
     assert 0 < preset.weight_decay <= 0.1
-    assert preset.optimizer in ("adamw", "sgd")
+    assert preset.optimizer in ("adamw", "sgd", "sgd_muon")
 
 
 def test_fast_preset_is_airbench_like():
@@ -73,9 +73,14 @@ def test_fast_preset_is_airbench_like():
     # 1.5 * 0.0089 ~ 0.0020 / (1 - 0.85)
     assert fast.learning_rate * fast.weight_decay == pytest.approx(
         0.0020 / 0.15, rel=0.01)
-    assert (fast.optimizer, fast.nesterov) == ("sgd", True)
+    # airbench94_muon's optimizer: Muon steps for the conv filters at its
+    # peak rate, Nesterov SGD for the rest.
+    assert (fast.optimizer, fast.nesterov) == ("sgd_muon", True)
+    assert fast.muon_learning_rate == 0.24
     assert 0.8 <= fast.momentum <= 0.9
-    assert (fast.batch_size, fast.epochs) == (1024, 10)
+    # 8 epochs: 0.8x the training images of the former 10-epoch recipe,
+    # with one epoch of warm-up before the linear decay.
+    assert (fast.batch_size, fast.epochs, fast.warmup_epochs) == (1024, 8, 1)
     assert fast.dropout_dense == fast.dropout_conv == 0.0
     assert fast.lr_schedule == "onecycle"
     assert 0 < fast.warmup_epochs < fast.epochs

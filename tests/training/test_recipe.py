@@ -22,7 +22,7 @@ def _conv_model():
 
 
 def test_each_optimizer_name_gives_its_keras_optimizer():
-    sgd = make_optimizer(get_preset("fast"), 0.5)
+    sgd = make_optimizer(get_preset("fast", optimizer="sgd"), 0.5)
     assert isinstance(sgd, keras.optimizers.SGD)
     assert not isinstance(sgd, MuonSGD)
     assert (sgd.momentum, sgd.nesterov) == (0.85, True)
@@ -30,8 +30,7 @@ def test_each_optimizer_name_gives_its_keras_optimizer():
     adamw = make_optimizer(get_preset("medium"), 1e-3)
     assert isinstance(adamw, keras.optimizers.AdamW)
     assert adamw.weight_decay == pytest.approx(0.05)
-    preset = get_preset("fast", optimizer="sgd_muon",
-                        muon_learning_rate=0.3)
+    preset = get_preset("fast", muon_learning_rate=0.3)
     muon = make_optimizer(preset, 0.5)
     assert isinstance(muon, MuonSGD)
     assert (muon.momentum, muon.nesterov) == (0.85, True)

@@ -6,13 +6,14 @@
 # root:
 #   bash tools/crosscheck/device_peer_bench.sh PEER_SCRIPT DATA_DIR [ARGS]
 # ARGS go to bench/peer_airbench.py (default: 5 peer runs, seeds 0 and 1 of
-# the preset and of Muon at 8 epochs, batch 2000). The log lands in
+# the preset, 8 epochs with Muon, and of its former recipe, 10 epochs of
+# SGD alone with a two-epoch warm-up). The log lands in
 # $OUT/gpu_peer.log when $OUT is set.
 peer=${1:?path of airbench94_muon.py}
 data=${2:?folder holding cifar10_train_jpeg.tar.gz}
 shift 2
 [ $# -gt 0 ] || set -- --runs 5 --seeds 0 1 \
-    --variant muon8_b2000 optimizer=sgd_muon epochs=8 batch_size=2000
+    --variant sgd10 optimizer=sgd epochs=10 warmup_epochs=2
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
     --upgrade --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD KERAS_BACKEND=jax PYTHONUNBUFFERED=1 \
