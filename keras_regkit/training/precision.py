@@ -5,10 +5,11 @@ is emulated (and several times slower) where the CPU lacks native BF16
 instructions, but even AVX512_BF16 does not make every model faster. So on
 a CPU `"auto"` times a few training steps of a small convolutional network
 in float32 and in mixed bfloat16 (`measure_precisions`) and picks the
-faster. The result is kept in a small JSON file per machine, Keras
-backend and version (under `$XDG_CACHE_HOME/keras_regkit`, or
-`~/.cache/keras_regkit`), so the probe, a few seconds, runs once. With a
-GPU, `"auto"` picks mixed bfloat16.
+faster; where the bfloat16 step cannot run at all, float32. The result
+is kept in a small JSON file per machine, Keras backend and version, and
+setting of the kernel variables (`ONEDNN_MAX_CPU_ISA` and the like; under
+`$XDG_CACHE_HOME/keras_regkit`, or `~/.cache/keras_regkit`), so the probe,
+a few seconds, runs once. With a GPU, `"auto"` picks mixed bfloat16.
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ import contextlib
 import hashlib
 import json
 import logging
+import math
 import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import keras
 
@@ -77,7 +80,12 @@ def measure_precisions(batch_size: int = 64, steps: int = 3,
         steps: timed steps per precision, >= 1. Defaults to `3`.
 
     Returns:
-        `{"float32": seconds, "mixed_bfloat16": seconds}`.
+        `{"float32": seconds, "mixed_bfloat16": seconds}`. Where the
+        mixed bfloat16 step cannot run at all (a kernel library held to an
+        instruction set without BF16, e.g. `ONEDNN_MAX_CPU_ISA=AVX2` on a
+        CPU whose TensorFlow picked oneDNN's BF16 kernels), its time is
+        `math.inf` and a warning gives the error, so `"auto"` picks
+        float32. A float32 failure is raised.
 
     Example:
 
@@ -113,15 +121,28 @@ def measure_precisions(batch_size: int = 64, steps: int = 3,
         model.compile(keras.optimizers.SGD(0.01),
                       keras.losses.SparseCategoricalCrossentropy(
                           from_logits=True), jit_compile=False)
-        for _ in range(2):
-            model.train_on_batch(x, y)
-        times = []
-        for _ in range(steps):
-            start = time.perf_counter()
-            keras.ops.convert_to_numpy(model.train_on_batch(x, y))
-            times.append(time.perf_counter() - start)
-        seconds[name] = min(times)
+        try:
+            seconds[name] = _time_steps(model, x, y, steps)
+        except Exception as error:  # noqa: BLE001 - any backend's kernel error
+            if name == "float32":
+                raise
+            _log.warning("precision probe: a %s training step failed on "
+                         "this machine, so it counts as unusable: %s: %s",
+                         name, type(error).__name__, _error_words(error))
+            seconds[name] = math.inf
     return seconds
+
+
+def _time_steps(model: keras.Model, x: Any, y: Any, steps: int) -> float:
+    """The fastest of `steps` training steps, after two warm-up steps."""
+    for _ in range(2):
+        model.train_on_batch(x, y)
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        keras.ops.convert_to_numpy(model.train_on_batch(x, y))
+        times.append(time.perf_counter() - start)
+    return min(times)
 
 
 def _cache_path() -> Path:
@@ -131,6 +152,26 @@ def _cache_path() -> Path:
 
 
 _MEASURED: dict[str, dict[str, float]] = {}
+# Environment variables that change which kernels run, so which precision
+# is faster (or can run at all): each setting gets its own cache entry.
+_KERNEL_VARIABLES = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA",
+                     "TF_ENABLE_ONEDNN_OPTS", "ATEN_CPU_CAPABILITY")
+
+
+def _kernel_settings() -> str:
+    """`, with NAME=VALUE ...` for each kernel variable set, else `""`."""
+    settings = [f"{name}={os.environ[name]}" for name in _KERNEL_VARIABLES
+                if os.environ.get(name)]
+    return f", with {' '.join(settings)}" if settings else ""
+
+
+def _error_words(error: BaseException) -> str:
+    """The informative line of a (possibly many-line) backend error."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    for line in lines:
+        if "message:" in line:  # oneDNN's status line inside TF's text
+            return line.split("message:", 1)[1].strip()[:300]
+    return (lines[-1] if lines else "")[:300]
 
 
 def measured_precisions() -> tuple[dict[str, float], str]:
@@ -141,16 +182,19 @@ def measured_precisions() -> tuple[dict[str, float], str]:
     again and rewritten; one that cannot be written is only logged.
     """
     key = (f"{_cpu_identity()}, keras {keras.__version__} on "
-           f"{keras.backend.backend()}")
+           f"{keras.backend.backend()}{_kernel_settings()}")
     if key in _MEASURED:
         return _MEASURED[key], "measured earlier in this process"
     path = _cache_path()
     entries: dict[str, dict[str, float]] = {}
     try:
         entries = json.loads(path.read_text())
-        seconds = entries[key]
+        # An unusable precision is stored as "inf" (JSON has no infinity).
+        seconds = {name: float(s) for name, s in entries[key].items()
+                   if isinstance(s, (float, str))}
         if sorted(seconds) == ["float32", "mixed_bfloat16"] and all(
-                isinstance(s, float) and s > 0 for s in seconds.values()):
+                s > 0 for s in seconds.values()) and math.isfinite(
+                seconds["float32"]):
             _MEASURED[key] = seconds
             return seconds, f"measured earlier, cached in {path}"
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
@@ -222,9 +266,14 @@ def resolve_precision(precision: str | Precision) -> Precision:
         seconds, where = measured_precisions()
         choice = min(seconds, key=seconds.__getitem__)
         native = ("with" if cpu_has_native_bf16() else "without")
-        why = (f"it trained faster on this CPU ({native} native BF16): "
-               f"float32 {seconds['float32'] * 1e3:.1f} ms/step, "
-               f"mixed_bfloat16 {seconds['mixed_bfloat16'] * 1e3:.1f} "
-               f"ms/step ({where})")
+        if math.isinf(seconds["mixed_bfloat16"]):
+            why = (f"mixed_bfloat16 could not train on this CPU ({native} "
+                   f"native BF16; {where}): float32 "
+                   f"{seconds['float32'] * 1e3:.1f} ms/step")
+        else:
+            why = (f"it trained faster on this CPU ({native} native BF16): "
+                   f"float32 {seconds['float32'] * 1e3:.1f} ms/step, "
+                   f"mixed_bfloat16 {seconds['mixed_bfloat16'] * 1e3:.1f} "
+                   f"ms/step ({where})")
     _log.info("precision='auto' chose %s because %s", choice, why)
     return Precision(choice, "auto", why)

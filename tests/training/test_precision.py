@@ -39,6 +39,8 @@ def probe(monkeypatch, tmp_path):
 
     monkeypatch.setattr(precision, "_has_gpu", lambda: False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    for name in precision._KERNEL_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(precision, "_MEASURED", {})
     calls = []
     timings = {"float32": 0.2, "mixed_bfloat16": 0.1}
@@ -117,6 +119,83 @@ def test_the_probe_times_both_precisions_for_real():
     assert keras.config.dtype_policy().name == "float32"  # restored
     with pytest.raises(ValueError, match="argument `steps`"):
         measure_precisions(steps=0)
+
+
+def test_auto_picks_float32_where_bfloat16_cannot_train(probe):
+    import math
+
+    precision, calls, timings, path = probe
+    timings.update(float32=0.2, mixed_bfloat16=math.inf)
+    chosen = resolve_precision("auto")
+    assert chosen.name == "float32"
+    assert "mixed_bfloat16 could not train on this CPU" in chosen.reason
+    assert "float32 200.0 ms/step" in chosen.reason
+    # Stored as the string "inf" (standard JSON), read back as infinity.
+    (stored,) = json_load(path).values()
+    assert stored == {"float32": 0.2, "mixed_bfloat16": "inf"}
+    precision._MEASURED.clear()
+    chosen = resolve_precision("auto")
+    assert chosen.name == "float32" and "cached in" in chosen.reason
+    assert len(calls) == 1
+
+
+def test_kernel_settings_get_their_own_cache_entry(probe, monkeypatch):
+    precision, calls, timings, path = probe
+    assert resolve_precision("auto").name == "mixed_bfloat16"
+    # Held to AVX2, oneDNN has no BF16 kernels: measured again, not read
+    # from the entry measured without the setting.
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    timings.update(float32=0.2, mixed_bfloat16=0.9)
+    assert resolve_precision("auto").name == "float32"
+    assert len(calls) == 2
+    keys = sorted(json_load(path))
+    assert len(keys) == 2 and keys[1] == keys[0] + ", with ONEDNN_MAX_CPU_ISA=AVX2"
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA")
+    precision._MEASURED.clear()
+    assert resolve_precision("auto").name == "mixed_bfloat16"
+    assert len(calls) == 2
+
+
+def test_the_probe_warning_quotes_the_informative_line():
+    from keras_regkit.training.precision import _error_words
+
+    tf_text = ("Graph execution error:\n\nDetected at node conv\n"
+               "Operation received an exception:Status: 3, message: could "
+               "not create a primitive descriptor, in file mkl_conv_ops.cc\n"
+               "\t [[{{node conv}}]]")
+    assert _error_words(RuntimeError(tf_text)) == (
+        "could not create a primitive descriptor, in file mkl_conv_ops.cc")
+    assert _error_words(RuntimeError("first\nlast words")) == "last words"
+    assert _error_words(RuntimeError("")) == ""
+
+
+def test_a_failing_bfloat16_step_counts_as_unusable(monkeypatch, caplog):
+    import math
+
+    import keras_regkit.training.precision as precision
+
+    timed = precision._time_steps
+
+    def bf16_fails(model, x, y, steps):
+        if model.dtype_policy.name == "mixed_bfloat16":
+            raise RuntimeError("could not create a primitive descriptor")
+        return timed(model, x, y, steps)
+
+    monkeypatch.setattr(precision, "_time_steps", bf16_fails)
+    with caplog.at_level("WARNING", logger="keras_regkit"):
+        seconds = precision.measure_precisions(batch_size=2, steps=1)
+    assert 0 < seconds["float32"] < 60
+    assert math.isinf(seconds["mixed_bfloat16"])
+    assert "mixed_bfloat16 training step failed" in caplog.text
+    assert "RuntimeError: could not create a primitive" in caplog.text
+    assert keras.config.dtype_policy().name == "float32"  # restored
+
+    def float32_fails(model, x, y, steps):
+        raise RuntimeError("broken float32 kernels")
+
+    monkeypatch.setattr(precision, "_time_steps", float32_fails)
+    with pytest.raises(RuntimeError, match="broken float32"):
+        precision.measure_precisions(batch_size=2, steps=1)
 
 
 def test_missing_cpuinfo_means_no_native_bf16(tmp_path):
