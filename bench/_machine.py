@@ -1,7 +1,14 @@
-"""The machine a benchmark ran on, in one line, for every figure it prints."""
+"""The machine a benchmark ran on, in one line, for every figure it prints.
+
+Also where the real CIFAR-10 data lies (`../shared/data` beside the
+checkout). This module imports no framework, so a script's `--help`
+answers at once.
+"""
 
 import os
 from pathlib import Path
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def machine_name():

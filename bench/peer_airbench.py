@@ -50,9 +50,8 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _machine import SHARED  # noqa: E402
 from _machine import machine_name  # noqa: E402
-from time_to_accuracy import SHARED  # noqa: E402
-from time_to_accuracy import split_cifar10  # noqa: E402
 
 # airbench94_muon.py trains with batches of 2000.
 PEER_BATCH = 2000
@@ -359,6 +358,8 @@ def main(argv=None):
         import torch
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    from time_to_accuracy import split_cifar10  # imports Keras
+
     data = split_cifar10(args.data_dir, limit=args.limit)
     machine = machine_name()
     print(f"{machine}; data: {args.data_dir}, {len(data[0])} train / "

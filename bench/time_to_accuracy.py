@@ -43,7 +43,8 @@ import numpy as np  # noqa: E402
 
 from keras_regkit.data.cifar10 import load_cifar10  # noqa: E402
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+from _machine import SHARED  # noqa: E402,F401 (also imported from here)
+
 
 
 def split_cifar10(data_dir, n_val=5000, seed=0, limit=None):

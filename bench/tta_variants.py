@@ -30,8 +30,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from time_to_accuracy import SHARED  # noqa: E402
-from time_to_accuracy import split_cifar10  # noqa: E402
+from _machine import SHARED  # noqa: E402
 
 SHIFTS = {
     "diag2": ((1, 1), (-1, -1)),
@@ -88,6 +87,8 @@ def main(argv=None):
     import keras
 
     import keras_regkit  # noqa: F401  (registers the layers)
+
+    from time_to_accuracy import split_cifar10  # imports Keras
 
     _, _, x_val, y_val = split_cifar10(args.data_dir)
     x_val = x_val.astype("float32") / 255.0
