@@ -19,6 +19,11 @@ def machine_name():
             return f"GPU: {torch.cuda.get_device_name(0)}"
     except ImportError:
         pass
+    return cpu_name()
+
+
+def cpu_name():
+    """`CPU: <model>, <AVX512-BF16 | AVX512 | AVX2 | no AVX2>, <n> cores`."""
     model, flags = "unknown CPU", set()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
