@@ -76,6 +76,8 @@ _PUBLIC = {
     "DropBlock2D": "keras_regkit.layers",
     "DropConnect": "keras_regkit.layers",
     "DropConnectDense": "keras_regkit.layers",
+    "FusedBatchNormalization": "keras_regkit.layers",
+    "GELU": "keras_regkit.layers",
     "GaussianWeightNoise": "keras_regkit.layers",
     "MCDropout": "keras_regkit.layers",
     "MCSpatialDropout2D": "keras_regkit.layers",

@@ -8,6 +8,8 @@ from keras_regkit.layers.drop_block import drop_block
 from keras_regkit.layers.drop_connect import DropConnect
 from keras_regkit.layers.drop_connect import DropConnectDense
 from keras_regkit.layers.drop_connect import drop_connect_kernel
+from keras_regkit.layers.fast_kernels import FusedBatchNormalization
+from keras_regkit.layers.fast_kernels import GELU
 from keras_regkit.layers.mc_dropout import MCDropout
 from keras_regkit.layers.mc_dropout import MCSpatialDropout2D
 from keras_regkit.layers.mc_dropout import set_mc_dropout
@@ -24,6 +26,8 @@ __all__ = [
     "DropBlock2D",
     "DropConnect",
     "DropConnectDense",
+    "FusedBatchNormalization",
+    "GELU",
     "GaussianWeightNoise",
     "MCDropout",
     "MCSpatialDropout2D",

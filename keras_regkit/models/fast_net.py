@@ -15,7 +15,9 @@ The preset switches airbench's tricks on one by one, each a library piece:
 `adapt_fast_net`), `dirac_init` (`PartialDirac` conv kernels) and
 `bias_lr_multiplier` (a `ScaledBias` after each batch norm). Convolutions
 are otherwise initialized like PyTorch's (uniform in +-1/sqrt(fan_in)), the
-scale airbench's learning rates were tuned for.
+scale airbench's learning rates were tuned for. Batch norm and GELU are
+`FusedBatchNormalization` and `GELU`: Keras's functions, on TensorFlow's
+fused and float32 kernels (a 1.5x faster training step in mixed bfloat16).
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ import numpy.typing as npt
 from keras_regkit._images import to_float_images
 from keras_regkit._validation import check_positive
 from keras_regkit.initializers import PartialDirac
+from keras_regkit.layers.fast_kernels import FusedBatchNormalization
+from keras_regkit.layers.fast_kernels import GELU
 from keras_regkit.layers.scaled_bias import ScaledBias
 from keras_regkit.layers.whitening import PatchWhitening
 from keras_regkit.models._blocks import check_spatial_size
@@ -76,13 +80,13 @@ def _bn_gelu(x: keras.KerasTensor, preset: CapacityPreset,
              name: str) -> keras.KerasTensor:
     if preset.batch_norm:
         separate_bias = preset.bias_lr_multiplier != 1.0
-        x = keras.layers.BatchNormalization(
+        x = FusedBatchNormalization(
             momentum=preset.bn_momentum, epsilon=BN_EPSILON, scale=False,
             center=not separate_bias, name=f"{name}_bn",
         )(x)
         if separate_bias:
             x = ScaledBias(preset.bias_lr_multiplier, name=f"{name}_bias")(x)
-    return keras.layers.Activation("gelu", name=f"{name}_gelu")(x)
+    return GELU(name=f"{name}_gelu")(x)
 
 
 def apply_conv_group(x: keras.KerasTensor, filters: int,
@@ -169,7 +173,7 @@ def build_fast_net(input_shape: Sequence[int], num_classes: int,
             x, preset.stem_filters, preset, name="stem_conv", kernel_size=2,
             padding="valid", use_bias=True,
         )
-    x = keras.layers.Activation("gelu", name="stem_gelu")(x)
+    x = GELU(name="stem_gelu")(x)
     for group_index, filters in enumerate(preset.conv_filters):
         x = apply_conv_group(x, filters, preset, group_index)
     x = keras.layers.GlobalMaxPooling2D(name="max_pool")(x)

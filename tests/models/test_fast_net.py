@@ -6,6 +6,8 @@ import pytest
 
 from keras_regkit.models import PRESETS
 from keras_regkit.models import build_fast_net
+from keras_regkit.layers import FusedBatchNormalization
+from keras_regkit.layers import GELU
 from keras_regkit.layers import PatchWhitening
 from keras_regkit.layers import ScaledBias
 from keras_regkit.models.fast_net import LOGIT_SCALE
@@ -55,11 +57,10 @@ def test_plain_stem_without_tricks():
 def test_group_structure_and_resolutions():
     model = build_fast_net((32, 32, 3), 10, TINY)
     types = [type(l).__name__ for l in model.layers]
-    assert types[1:4] == ["Normalization", "PatchWhitening", "Activation"]
+    assert types[1:4] == ["Normalization", "PatchWhitening", "GELU"]
     assert types[4:13] == [
-        "Conv2D", "MaxPooling2D", "BatchNormalization", "ScaledBias",
-        "Activation", "Conv2D", "BatchNormalization", "ScaledBias",
-        "Activation",
+        "Conv2D", "MaxPooling2D", "FusedBatchNormalization", "ScaledBias",
+        "GELU", "Conv2D", "FusedBatchNormalization", "ScaledBias", "GELU",
     ]
     assert types[-4:] == ["GlobalMaxPooling2D", "Dense", "Rescaling",
                           "Activation"]
@@ -69,9 +70,15 @@ def test_group_structure_and_resolutions():
     sizes = [model.get_layer(f"group{i}_2_gelu").output.shape[1]
              for i in (1, 2, 3)]
     assert sizes == [15, 7, 3]
-    acts = [l for l in layers_of(model, keras.layers.Activation)
-            if l.name != "predictions"]
-    assert all(l.activation is keras.activations.gelu for l in acts)
+    # Keras's batch norm and exact GELU, on TensorFlow's faster kernels.
+    norms = layers_of(model, FusedBatchNormalization)
+    assert len(norms) == 3 * 2 and all(
+        isinstance(layer, keras.layers.BatchNormalization) for layer in norms)
+    gelus = layers_of(model, GELU)
+    assert len(gelus) == 1 + 3 * 2
+    assert not any(layer.approximate for layer in gelus)
+    assert [layer.name for layer in layers_of(
+        model, keras.layers.Activation)] == ["predictions"]
     assert not model.get_layer("logits").use_bias
 
 

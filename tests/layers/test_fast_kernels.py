@@ -1,0 +1,191 @@
+"""Tests for FusedBatchNormalization and GELU: Keras's functions, faster.
+
+Each is checked against the Keras layer or function it stands for, on the
+same weights and inputs: outputs, moving statistics and one SGD step (which
+goes through the fused op's and the closed-form gradients on TensorFlow,
+and through Keras's own code elsewhere). Tolerances are float32 rounding
+relative to the magnitudes compared, or bfloat16's where the inputs are
+bfloat16: 8 significant bits, so neighbouring values are 2**-7 apart
+relative to their magnitude, and rounding moves a value by half that.
+"""
+
+import math
+
+import keras
+import numpy as np
+import pytest
+
+from keras_regkit.layers import GELU
+from keras_regkit.layers import FusedBatchNormalization
+from tests.helpers import check_layer
+
+BF16_STEP = 2.0 ** -7
+erf = np.vectorize(math.erf)
+
+
+def _np(x):
+    return keras.ops.convert_to_numpy(keras.ops.cast(x, "float32"))
+
+
+def _gelu64(x):
+    x = np.asarray(x, np.float64)
+    return 0.5 * x * (1.0 + erf(x / np.sqrt(2.0)))
+
+
+def test_gelu_check_layer(tmp_path):
+    check_layer(GELU, {}, (2, 5, 4), tmp_path,
+                expected_num_trainable_weights=0,
+                expected_num_non_trainable_weights=0,
+                expected_num_seed_generators=0, run_training=False)
+
+
+def test_fused_batch_norm_check_layer(tmp_path):
+    check_layer(FusedBatchNormalization, dict(momentum=0.8), (4, 3, 3, 5),
+                tmp_path, expected_num_trainable_weights=2,
+                expected_num_non_trainable_weights=2,
+                expected_num_seed_generators=0)
+
+
+@pytest.mark.parametrize("approximate", [False, True])
+def test_gelu_equals_keras_gelu_in_float32(approximate):
+    x = np.linspace(-8.0, 8.0, 401, dtype="float32")
+    ours = _np(GELU(approximate=approximate)(x))
+    keras_value = _np(keras.activations.gelu(
+        keras.ops.convert_to_tensor(x), approximate=approximate))
+    # Float32 rounding of values up to 8: a few ulps.
+    np.testing.assert_allclose(ours, keras_value, rtol=1e-6, atol=1e-6)
+    if not approximate:
+        np.testing.assert_allclose(ours, _gelu64(x), rtol=1e-6, atol=1e-6)
+
+
+def test_gelu_computes_bfloat16_inputs_in_float32():
+    x = np.linspace(-4.0, 4.0, 257, dtype="float32")
+    x16 = keras.ops.cast(x, "bfloat16")
+    y = GELU(dtype="mixed_bfloat16")(x16)
+    assert keras.backend.standardize_dtype(y.dtype) == "bfloat16"
+    # The exact GELU of the bfloat16 inputs, rounded once to bfloat16: at
+    # most half a step of the output's magnitude away.
+    exact = _gelu64(_np(x16))
+    np.testing.assert_allclose(_np(y), exact, rtol=BF16_STEP / 2 + 1e-7,
+                               atol=1e-30)
+
+
+def test_gelu_gradient_is_phi_plus_x_pdf():
+    # One SGD step on a model `sum(GELU(w * x))` moves `w` by
+    # `lr * sum(x * GELU'(w * x))`, with GELU'(z) = Phi(z) + z * phi(z).
+    x = np.linspace(-3.0, 3.0, 13, dtype="float32")[None]
+    inputs = keras.Input((13,))
+    scale = keras.layers.Dense(1, use_bias=False,
+                               kernel_initializer="ones")
+    z = keras.layers.Reshape((13, 1))(inputs)
+    z = keras.layers.Dense(1, use_bias=False, kernel_initializer="ones")(z)
+    outputs = keras.layers.Flatten()(GELU()(z))
+    model = keras.Model(inputs, scale(outputs))
+    model.compile(keras.optimizers.SGD(0.1), loss=lambda y, p: -p)
+    model.train_on_batch(x, np.zeros((1, 1), "float32"))
+    w = _np(model.layers[2].kernel).item()
+    z64 = x.astype(np.float64)[0]
+    derivative = (0.5 * (1 + erf(z64 / np.sqrt(2)))
+                  + z64 * np.exp(-z64 ** 2 / 2) / np.sqrt(2 * np.pi))
+    np.testing.assert_allclose(w, 1.0 + 0.1 * np.sum(z64 * derivative),
+                               rtol=1e-5)
+
+
+def test_gelu_rejects_a_non_bool_approximate():
+    with pytest.raises(ValueError, match="`approximate`.*Received: "
+                       "approximate='tanh'"):
+        GELU(approximate="tanh")
+
+
+def _twin_models(layer_kwargs, shape, dtype="float32", seed=3):
+    """Keras's BN and ours after the same conv, with the same weights."""
+    def build(cls):
+        keras.utils.set_random_seed(seed)
+        inputs = keras.Input(shape[1:])
+        conv = keras.layers.Conv2D(4, 3, padding="same", dtype=dtype)
+        norm = cls(**layer_kwargs, dtype=dtype)
+        x = norm(conv(inputs))
+        outputs = keras.layers.GlobalAveragePooling2D(dtype="float32")(x)
+        model = keras.Model(inputs, outputs)
+        model.compile(keras.optimizers.SGD(0.5), "mse")
+        return model, norm
+
+    return build(keras.layers.BatchNormalization), build(
+        FusedBatchNormalization)
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(momentum=0.7),
+    dict(momentum=0.9, center=False, scale=False, epsilon=1e-3),
+])
+def test_fused_batch_norm_trains_as_keras_batch_norm(kwargs):
+    rng = np.random.default_rng(0)
+    x = rng.normal(1.5, 2.0, size=(6, 5, 5, 3)).astype("float32")
+    y = rng.normal(size=(6, 4)).astype("float32")
+    (keras_model, keras_norm), (ours, our_norm) = _twin_models(kwargs, x.shape)
+    for gamma in ("gamma",) if kwargs.get("scale", True) else ():
+        values = np.linspace(0.5, 2.0, 4).astype("float32")
+        getattr(keras_norm, gamma).assign(values)
+        getattr(our_norm, gamma).assign(values)
+    np.testing.assert_allclose(_np(ours(x, training=True)),
+                               _np(keras_model(x, training=True)),
+                               rtol=1e-5, atol=1e-5)
+    for _ in range(2):
+        keras_loss = keras_model.train_on_batch(x, y)
+        our_loss = ours.train_on_batch(x, y)
+        np.testing.assert_allclose(our_loss, keras_loss, rtol=1e-5)
+    # Weights and moving statistics after two steps (of order 1: float32
+    # rounding through a conv and a few reductions).
+    for ours_w, keras_w in zip(ours.weights, keras_model.weights):
+        np.testing.assert_allclose(_np(ours_w), _np(keras_w), rtol=1e-4,
+                                   atol=1e-5, err_msg=ours_w.path)
+    np.testing.assert_allclose(_np(ours(x, training=False)),
+                               _np(keras_model(x, training=False)),
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_fused_batch_norm_moving_variance_is_the_biased_one():
+    # The fused op hands back n / (n - 1) times the batch variance; Keras's
+    # moving average takes the biased one, and so must ours.
+    x = np.arange(2 * 2 * 2 * 1, dtype="float32").reshape(2, 2, 2, 1)
+    norm = FusedBatchNormalization(momentum=0.0)
+    norm(x, training=True)
+    np.testing.assert_allclose(_np(norm.moving_mean), [x.mean()], rtol=1e-6)
+    np.testing.assert_allclose(_np(norm.moving_variance), [x.var()],
+                               rtol=1e-6)
+
+
+def test_fused_batch_norm_under_mixed_bfloat16():
+    rng = np.random.default_rng(1)
+    x = rng.normal(-1.0, 3.0, size=(8, 4, 4, 6)).astype("float32")
+    x16 = keras.ops.cast(x, "bfloat16")
+    ours = FusedBatchNormalization(momentum=0.0, dtype="mixed_bfloat16")
+    theirs = keras.layers.BatchNormalization(momentum=0.0,
+                                             dtype="mixed_bfloat16")
+    y_ours, y_theirs = ours(x16, training=True), theirs(x16, training=True)
+    assert keras.backend.standardize_dtype(y_ours.dtype) == "bfloat16"
+    assert keras.backend.standardize_dtype(ours.moving_mean.dtype) == (
+        "float32")
+    # Both compute the statistics in float32 from the same bfloat16 inputs.
+    np.testing.assert_allclose(_np(ours.moving_mean),
+                               _np(theirs.moving_mean), rtol=1e-5,
+                               atol=1e-6)
+    np.testing.assert_allclose(_np(ours.moving_variance),
+                               _np(theirs.moving_variance), rtol=1e-5)
+    # Normalized outputs are of order 3 at most; each side rounds once to
+    # bfloat16, so they differ by at most one step of their magnitude (of
+    # 1 near zero, where the step of values below 1 is smaller still).
+    np.testing.assert_allclose(_np(y_ours), _np(y_theirs), rtol=BF16_STEP,
+                               atol=BF16_STEP)
+
+
+@pytest.mark.parametrize("axis, shape", [(1, (4, 3, 5, 5)), (-1, (6, 3))])
+def test_other_layouts_are_keras_batch_norm(axis, shape):
+    x = np.random.default_rng(2).normal(size=shape).astype("float32")
+    ours = FusedBatchNormalization(axis=axis, momentum=0.5)
+    theirs = keras.layers.BatchNormalization(axis=axis, momentum=0.5)
+    np.testing.assert_allclose(_np(ours(x, training=True)),
+                               _np(theirs(x, training=True)), rtol=1e-6,
+                               atol=1e-6)
+    np.testing.assert_allclose(_np(ours.moving_variance),
+                               _np(theirs.moving_variance), rtol=1e-6)
