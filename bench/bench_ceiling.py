@@ -16,10 +16,14 @@ figure alike; each figure is the median over the rounds.
 
 `--profile DIR` also runs TensorFlow's profiler over three steps of each
 precision and prints where the step's op time goes, by op type.
+`--compare-layers` also times the step of the same network built from
+Keras's own `BatchNormalization` and `Activation("gelu")`, in place of the
+`FusedBatchNormalization` and `GELU` it uses.
 
     python bench/bench_ceiling.py
     python bench/bench_ceiling.py --precisions mixed_bfloat16 --rounds 5 \\
         --profile /tmp/ceiling_profile
+    python bench/bench_ceiling.py --precisions mixed_bfloat16 --compare-layers
 
 Name the CPU (model and flags) with every figure: the script prints it.
 """
@@ -47,6 +51,8 @@ import tensorflow as tf  # noqa: E402
 from _fast import training_gflop_per_image  # noqa: E402
 from _machine import machine_name  # noqa: E402
 
+from keras_regkit.layers import GELU  # noqa: E402
+from keras_regkit.layers import FusedBatchNormalization  # noqa: E402
 from keras_regkit.models.fast_net import build_fast_net  # noqa: E402
 from keras_regkit.models.presets import get_preset  # noqa: E402
 from keras_regkit.training.recipe import compile_for_preset  # noqa: E402
@@ -68,12 +74,30 @@ def _seconds(fn, repeats):
     return statistics.median(times)
 
 
-def build_step(precision, batch, optimizer):
-    """The preset's network, compiled as the preset compiles it."""
+def _keras_layer(layer):
+    """`layer` made afresh, as Keras's own layer where it has one."""
+    config = layer.get_config()
+    if isinstance(layer, FusedBatchNormalization):
+        return keras.layers.BatchNormalization.from_config(config)
+    if isinstance(layer, GELU):
+        return keras.layers.Activation(
+            keras.activations.gelu, name=layer.name,
+            dtype=layer.dtype_policy)
+    return layer.__class__.from_config(config)
+
+
+def build_step(precision, batch, optimizer, keras_layers=False):
+    """The preset's network, compiled as the preset compiles it.
+
+    With `keras_layers`, its batch norm and GELU layers are Keras's own.
+    """
     keras.utils.set_random_seed(0)
     keras.mixed_precision.set_global_policy(precision)
     try:
         model = build_fast_net((32, 32, 3), 10, "fast")
+        if keras_layers:
+            model = keras.models.clone_model(model,
+                                             clone_function=_keras_layer)
         if precision != "float32":
             outputs = keras.layers.Activation("linear", dtype="float32")(
                 model.output)
@@ -194,7 +218,12 @@ def main(argv=None):
     parser.add_argument("--profile", metavar="DIR", default=None,
                         help="also profile 3 steps of each precision into "
                         "DIR and print the op time by op type")
+    parser.add_argument("--compare-layers", action="store_true",
+                        help="also time the step with Keras's own batch "
+                        "norm and GELU layers")
     args = parser.parse_args(argv)
+    figures = ("step", "keras_step", "forward", "both") if (
+        args.compare_layers) else ("step", "forward", "both")
 
     print(machine_name())
     print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, batch "
@@ -208,13 +237,16 @@ def main(argv=None):
         forward, both = conv_fns(inputs, kernels, [p for _, _, p in shapes])
         cases[precision] = {
             "step": step, "forward": forward, "both": both,
+            "keras_step": (build_step(precision, args.batch, args.optimizer,
+                                      keras_layers=True)[1]
+                           if args.compare_layers else None),
             "step_gflop": training_gflop_per_image(model) * args.batch,
             "forward_gflop": conv_gflop(shapes, model),
         }
-    times = {p: {k: [] for k in ("step", "forward", "both")} for p in cases}
+    times = {p: {k: [] for k in figures} for p in cases}
     for _ in range(args.rounds):
         for precision, case in cases.items():
-            for key in ("step", "forward", "both"):
+            for key in figures:
                 times[precision][key].append(
                     _seconds(case[key], args.repeats))
     print(f"\n{'precision':<16s} {'what':<44s} {'s/batch':>8s} "
@@ -229,6 +261,9 @@ def main(argv=None):
             ("its convolutions, forward + backward", t["both"],
              3 * case["forward_gflop"]),
         )
+        if "keras_step" in t:
+            rows += (("step with Keras's BatchNormalization and gelu",
+                      t["keras_step"], case["step_gflop"]),)
         for what, seconds, gflop in rows:
             print(f"{precision:<16s} {what:<44s} {seconds:8.3f} "
                   f"{gflop / seconds:8.0f} {seconds / t['step']:6.2f}")
