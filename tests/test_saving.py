@@ -94,6 +94,11 @@ def _models():
         "PatchWhitening": _image_model(whitening),
         "ScaledBias": _image_model(keras.layers.Conv2D(4, 3),
                                    layers.ScaledBias(lr_multiplier=8.0)),
+        # Trained, so that its moving statistics are not the initial ones.
+        "FusedBatchNormalization": _trained(_compiled(_image_model(
+            keras.layers.Conv2D(4, 3),
+            layers.FusedBatchNormalization(momentum=0.5)), loss="mse")),
+        "GELU": _image_model(keras.layers.Conv2D(4, 3), layers.GELU()),
         "ElasticNet": _dense_model(
             kernel_regularizer=regularizers.ElasticNet(1e-3, 1e-2)),
         "L2SP": _dense_model(

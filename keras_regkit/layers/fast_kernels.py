@@ -127,10 +127,8 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
     one oneDNN kernel on the CPU (one cuDNN kernel on a GPU) each way, and
     keeps its statistics in float32 for bfloat16 and float16 inputs. Every
     other case (inference, JAX or PyTorch, other ranks or axes, masks,
-    `renorm`, `synchronized`, float64) is Keras's own code.
-
-    Args:
-        **kwargs: `keras.layers.BatchNormalization`'s arguments.
+    `renorm`, `synchronized`, float64) is Keras's own code. It takes
+    `keras.layers.BatchNormalization`'s arguments.
 
     Example:
 

@@ -71,23 +71,22 @@ def test_gelu_computes_bfloat16_inputs_in_float32():
 
 
 def test_gelu_gradient_is_phi_plus_x_pdf():
-    # One SGD step on a model `sum(GELU(w * x))` moves `w` by
+    # One SGD step on the loss `-sum(GELU(w * x))` moves `w` by
     # `lr * sum(x * GELU'(w * x))`, with GELU'(z) = Phi(z) + z * phi(z).
     x = np.linspace(-3.0, 3.0, 13, dtype="float32")[None]
     inputs = keras.Input((13,))
-    scale = keras.layers.Dense(1, use_bias=False,
-                               kernel_initializer="ones")
-    z = keras.layers.Reshape((13, 1))(inputs)
-    z = keras.layers.Dense(1, use_bias=False, kernel_initializer="ones")(z)
+    weight = keras.layers.Dense(1, use_bias=False, kernel_initializer="ones")
+    z = weight(keras.layers.Reshape((13, 1))(inputs))
     outputs = keras.layers.Flatten()(GELU()(z))
-    model = keras.Model(inputs, scale(outputs))
+    model = keras.Model(inputs, keras.ops.sum(outputs, axis=1,
+                                              keepdims=True))
     model.compile(keras.optimizers.SGD(0.1), loss=lambda y, p: -p)
     model.train_on_batch(x, np.zeros((1, 1), "float32"))
-    w = _np(model.layers[2].kernel).item()
     z64 = x.astype(np.float64)[0]
     derivative = (0.5 * (1 + erf(z64 / np.sqrt(2)))
                   + z64 * np.exp(-z64 ** 2 / 2) / np.sqrt(2 * np.pi))
-    np.testing.assert_allclose(w, 1.0 + 0.1 * np.sum(z64 * derivative),
+    np.testing.assert_allclose(_np(weight.kernel).item(),
+                               1.0 + 0.1 * np.sum(z64 * derivative),
                                rtol=1e-5)
 
 
