@@ -188,3 +188,29 @@ def test_other_layouts_are_keras_batch_norm(axis, shape):
                                atol=1e-6)
     np.testing.assert_allclose(_np(ours.moving_variance),
                                _np(theirs.moving_variance), rtol=1e-6)
+
+
+@pytest.mark.requires_tensorflow  # the XLA functions are TensorFlow's
+def test_gelu_falls_back_to_plain_ops_where_xla_cannot_compile(monkeypatch):
+    import tensorflow as tf
+
+    from keras_regkit.layers import fast_kernels
+
+    def no_xla(fn, jit_compile=None, **kwargs):
+        def refuse(*args):
+            raise tf.errors.UnimplementedError(None, None, "no XLA here")
+        return refuse if jit_compile else tf.function(fn, **kwargs)
+
+    fast_kernels._tf_gelu_functions.cache_clear()
+    monkeypatch.setattr(tf, "function", no_xla)
+    try:
+        forward, backward = fast_kernels._tf_gelu_functions()
+        x = np.linspace(-3.0, 3.0, 7, dtype="float32")
+        np.testing.assert_allclose(_np(forward(tf.constant(x))), _gelu64(x),
+                                   rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(_np(GELU()(x)), _gelu64(x), rtol=1e-6,
+                                   atol=1e-6)
+    finally:
+        monkeypatch.undo()
+        fast_kernels._tf_gelu_functions.cache_clear()
+    assert fast_kernels._tf_gelu_functions()[0]._jit_compile
