@@ -39,9 +39,15 @@ _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 _FUSED_DTYPES = ("float32", "bfloat16", "float16")
 
 
-def _gelu_float32(x: Tensor, approximate: bool) -> Tensor:
-    """GELU of a tensor of any float dtype, computed in float32."""
-    if keras.backend.backend() == "tensorflow" and not approximate:
+def _gelu_float32(x: Tensor, approximate: bool,
+                  training: bool = False) -> Tensor:
+    """GELU of a tensor of any float dtype, computed in float32.
+
+    On TensorFlow, in training, the exact form runs as XLA-fused functions;
+    inference keeps to plain ops, so that an exported model needs no XLA.
+    """
+    if (training and keras.backend.backend() == "tensorflow"
+            and not approximate):
         return _tf_exact_gelu(x)
     y = keras.activations.gelu(ops.cast(x, "float32"), approximate=approximate)
     return ops.cast(y, x.dtype)
@@ -84,9 +90,11 @@ def _tf_gelu_functions() -> tuple[Any, Any]:
                       + x32 * tf.exp(-0.5 * x32 * x32) * _INV_SQRT_2PI)
         return tf.cast(tf.cast(upstream, tf.float32) * derivative, x.dtype)
 
-    compiled = (tf.function(forward, jit_compile=True, reduce_retracing=True),
-                tf.function(backward, jit_compile=True,
-                            reduce_retracing=True))
+    # No AutoGraph: straight-line code, and it cannot convert functions
+    # whose closure holds the `tf` imported above.
+    compiled = tuple(tf.function(fn, jit_compile=True, reduce_retracing=True,
+                                 autograph=False)
+                     for fn in (forward, backward))
     try:
         # Eagerly, even when the first GELU is called while Keras builds a
         # graph: only running them shows that XLA can compile here.
@@ -109,9 +117,10 @@ class GELU(keras.layers.Layer):
     when the layer's inputs are bfloat16 or float16 (the output keeps the
     input's dtype): more accurate, and on TensorFlow's CPU faster, since
     Eigen's 16-bit elementwise kernels convert every element anyway. On
-    TensorFlow the exact form and its closed-form gradient each run as one
-    XLA-compiled function inside the surrounding graph, which XLA fuses
-    into a single loop.
+    TensorFlow, in training, the exact form and its closed-form gradient
+    each run as one XLA-compiled function inside the surrounding graph,
+    which XLA fuses into a single loop; inference runs plain TensorFlow
+    ops (the same maths), so an exported model does not need XLA.
 
     Args:
         approximate: use the tanh approximation. Defaults to `False`.
@@ -119,6 +128,7 @@ class GELU(keras.layers.Layer):
 
     Call arguments:
         inputs: a float tensor of any shape.
+        training: whether the call is in training (the XLA path above).
 
     Example:
 
@@ -141,8 +151,8 @@ class GELU(keras.layers.Layer):
         self.approximate = approximate
         self.supports_masking = True
 
-    def call(self, inputs: Tensor) -> Tensor:
-        return _gelu_float32(inputs, self.approximate)
+    def call(self, inputs: Tensor, training: Any = None) -> Tensor:
+        return _gelu_float32(inputs, self.approximate, bool(training))
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
         return input_shape

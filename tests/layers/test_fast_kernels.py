@@ -46,10 +46,11 @@ def test_fused_batch_norm_check_layer(tmp_path):
                 expected_num_seed_generators=0)
 
 
+@pytest.mark.parametrize("training", [False, True])
 @pytest.mark.parametrize("approximate", [False, True])
-def test_gelu_equals_keras_gelu_in_float32(approximate):
+def test_gelu_equals_keras_gelu_in_float32(approximate, training):
     x = np.linspace(-8.0, 8.0, 401, dtype="float32")
-    ours = _np(GELU(approximate=approximate)(x))
+    ours = _np(GELU(approximate=approximate)(x, training=training))
     keras_value = _np(keras.activations.gelu(
         keras.ops.convert_to_tensor(x), approximate=approximate))
     # Float32 rounding of values up to 8: a few ulps.
@@ -58,10 +59,11 @@ def test_gelu_equals_keras_gelu_in_float32(approximate):
         np.testing.assert_allclose(ours, _gelu64(x), rtol=1e-6, atol=1e-6)
 
 
-def test_gelu_computes_bfloat16_inputs_in_float32():
+@pytest.mark.parametrize("training", [False, True])
+def test_gelu_computes_bfloat16_inputs_in_float32(training):
     x = np.linspace(-4.0, 4.0, 257, dtype="float32")
     x16 = keras.ops.cast(x, "bfloat16")
-    y = GELU(dtype="mixed_bfloat16")(x16)
+    y = GELU(dtype="mixed_bfloat16")(x16, training=training)
     assert keras.backend.standardize_dtype(y.dtype) == "bfloat16"
     # The exact GELU of the bfloat16 inputs, rounded once to bfloat16: at
     # most half a step of the output's magnitude away.
@@ -208,9 +210,27 @@ def test_gelu_falls_back_to_plain_ops_where_xla_cannot_compile(monkeypatch):
         x = np.linspace(-3.0, 3.0, 7, dtype="float32")
         np.testing.assert_allclose(_np(forward(tf.constant(x))), _gelu64(x),
                                    rtol=1e-6, atol=1e-6)
-        np.testing.assert_allclose(_np(GELU()(x)), _gelu64(x), rtol=1e-6,
-                                   atol=1e-6)
+        np.testing.assert_allclose(_np(GELU()(x, training=True)),
+                                   _gelu64(x), rtol=1e-6, atol=1e-6)
     finally:
         monkeypatch.undo()
         fast_kernels._tf_gelu_functions.cache_clear()
     assert fast_kernels._tf_gelu_functions()[0]._jit_compile
+
+
+@pytest.mark.requires_tensorflow  # XLA inside a TensorFlow graph
+def test_only_training_graphs_call_xla():
+    # An exported (inference) graph must run where TensorFlow has no XLA.
+    import tensorflow as tf
+
+    layer = GELU()
+    x = tf.zeros((2, 3))
+
+    def xla_calls(training):
+        graph = tf.function(lambda t: layer(t, training=training)
+                            ).get_concrete_function(x).graph
+        return [op.type for op in graph.get_operations()
+                if "_XlaMustCompile" in op.node_def.attr]
+
+    assert xla_calls(False) == []
+    assert xla_calls(True)
