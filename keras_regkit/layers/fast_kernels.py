@@ -41,11 +41,13 @@ _FUSED_DTYPES = ("float32", "bfloat16", "float16")
 
 def _gelu_float32(x: Tensor, approximate: bool,
                   training: bool = False) -> Tensor:
-    """GELU of a tensor of any float dtype, computed in float32.
+    """GELU of a tensor of any float dtype, in float32 or wider.
 
     On TensorFlow, in training, the exact form runs as XLA-fused functions;
     inference keeps to plain ops, so that an exported model needs no XLA.
     """
+    if keras.backend.standardize_dtype(x.dtype) not in _FUSED_DTYPES:
+        return keras.activations.gelu(x, approximate=approximate)  # float64
     if (training and keras.backend.backend() == "tensorflow"
             and not approximate):
         return _tf_exact_gelu(x)

@@ -92,6 +92,18 @@ def test_gelu_gradient_is_phi_plus_x_pdf():
                                rtol=1e-5)
 
 
+@pytest.mark.parametrize("training", [False, True])
+def test_gelu_leaves_float64_to_keras(training):
+    # No detour through float32: Keras's own gelu, in its dtype.
+    x = keras.ops.convert_to_tensor(np.array([-2.5, -1e-9, 0.3, 1.7]),
+                                    "float64")
+    y = GELU(dtype="float64")(x, training=training)
+    expected = keras.activations.gelu(x, approximate=False)
+    assert y.dtype == expected.dtype
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(y),
+                                  keras.ops.convert_to_numpy(expected))
+
+
 def test_gelu_rejects_a_non_bool_approximate():
     with pytest.raises(ValueError, match="`approximate`.*Received: "
                        "approximate='tanh'"):
