@@ -246,3 +246,26 @@ def test_only_training_graphs_call_xla():
 
     assert xla_calls(False) == []
     assert xla_calls(True)
+
+
+@pytest.mark.requires_tensorflow  # which TensorFlow op runs
+def test_training_graph_runs_the_fused_op_and_inference_does_not():
+    # The outputs match Keras's either way: this is what shows the fast
+    # path is taken, and only where it should be.
+    import tensorflow as tf
+
+    norm = FusedBatchNormalization()
+    x = tf.zeros((2, 3, 3, 4))
+
+    def op_types(training):
+        graph = tf.function(lambda t: norm(t, training=training)
+                            ).get_concrete_function(x).graph
+        return {op.type for op in graph.get_operations()}
+
+    assert "FusedBatchNormV3" in op_types(True)
+    assert not {"FusedBatchNormV3", "FusedBatchNorm"} & op_types(False)
+    channels_first = FusedBatchNormalization(axis=1)
+    graph = tf.function(lambda t: channels_first(t, training=True)
+                        ).get_concrete_function(x).graph
+    assert "FusedBatchNormV3" not in {op.type for op in
+                                      graph.get_operations()}
