@@ -32,6 +32,8 @@ from keras_regkit.data.mixing import mix_batch
 MIX_KEYS = ("mixup_alpha", "cutmix_alpha")
 ALTERNATING = "alternating_flip_translate2"
 DEFAULT_SHUFFLE_BUFFER = 10_000
+# Batches the training pipeline keeps ready ahead of the step.
+PREFETCH_BATCHES = 2
 
 # What `augmentation` may be: a policy name, a Keras layer, a callable on
 # float image batches, or None.
@@ -301,9 +303,26 @@ def make_dataset(
                                        cutmix_alpha, mix_seed)
         return images, labels
 
-    parallel = None if deterministic else tf.data.AUTOTUNE
+    parallel = None if deterministic else replicas
     dataset = tf.data.Dataset.zip(tuple(elements))
     if tag is not None:  # in order: batch 0 of each pass starts an epoch
         dataset = dataset.map(lambda index, *rest: (index, *rest, tag(index)))
     dataset = dataset.map(process, num_parallel_calls=parallel)
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    return without_autotune(
+        dataset.prefetch(max(PREFETCH_BATCHES, parallel or 1)))
+
+
+def without_autotune(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    """`dataset` with tf.data's autotuning off (its parallelism as set).
+
+    With autotuning on, each iterator runs a model thread that sleeps
+    between tuning rounds, for up to a minute once the iterator is old.
+    `fit` drops the last epoch's iterator when the next epoch starts, and
+    TensorFlow 2.21 waits for that thread to wake before freeing it: a
+    stall of up to 40 s at the start of an epoch, measured on 2 cores
+    (`bench/README.md`). This pipeline's parallelism is fixed, so it has
+    nothing to tune.
+    """
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dataset.with_options(options)
