@@ -146,6 +146,11 @@ def train_once(data, preset, seed, precision="float32", loader="tfdata",
                            epochs=epochs, jit_compile=jit_compile,
                            steps_per_execution=per_execution,
                            lookahead=lookahead)
+        if loader == "array" and keras.backend.backend() == "tensorflow":
+            # As the builder feeds it: Keras's own adapter autotunes.
+            from keras_regkit.data.pipeline import loader_dataset
+
+            train = loader_dataset(train)
         model.fit(train, epochs=epochs, verbose=verbose,
                   callbacks=trick_callbacks(preset, lookahead) + [timer])
     x_val = x_val.astype("float32") / 255.0

@@ -326,3 +326,38 @@ def without_autotune(dataset: tf.data.Dataset) -> tf.data.Dataset:
     options = tf.data.Options()
     options.autotune.enabled = False
     return dataset.with_options(options)
+
+
+def loader_dataset(loader: keras.utils.PyDataset) -> tf.data.Dataset:
+    """A finite `PyDataset` (such as `ArrayLoader`) as a tf.data pipeline.
+
+    What `fit` gets on TensorFlow from the builder's `loader="arrays"`:
+    Keras's own adapter for a `PyDataset` prefetches with tf.data's
+    autotuning on, which can stall `fit` between epochs (see
+    `without_autotune`). Here `PREFETCH_BATCHES` batches are prefetched
+    with autotuning off. Each pass yields `loader[0]`, ..., `loader[-1]`;
+    every pass after the first first calls `loader.on_epoch_end()`, so
+    consecutive passes see consecutive epochs of the loader, as under
+    Keras's adapter.
+    """
+    count = len(loader)
+    if count < 1:
+        raise invalid("loader", loader, "a PyDataset with at least one batch")
+    first = tuple(np.asarray(part) for part in loader[0])
+    signature = tuple(
+        tf.TensorSpec((None,) + part.shape[1:], tf.as_dtype(part.dtype))
+        for part in first)
+    passes: list[None] = []  # one entry a pass begun
+
+    def batches() -> collections.abc.Iterator[tuple[np.ndarray, ...]]:
+        if passes:
+            loader.on_epoch_end()
+        passes.append(None)
+        loader.on_epoch_begin()
+        for index in range(count):
+            yield tuple(loader[index])
+
+    dataset = tf.data.Dataset.from_generator(batches,
+                                             output_signature=signature)
+    dataset = dataset.apply(tf.data.experimental.assert_cardinality(count))
+    return without_autotune(dataset.prefetch(PREFETCH_BATCHES))

@@ -85,8 +85,9 @@ class ProductionModelBuilder:
             every augmentation policy, on any backend, needs TensorFlow
             installed), `"arrays"` (`ArrayLoader`: NumPy batches, no
             TensorFlow, the flip and 2-pixel shift policies of
-            `LOADER_AUGMENTATIONS`; the others need `augment_on="model"`),
-            or `"auto"` (tf.data where TensorFlow is installed, else
+            `LOADER_AUGMENTATIONS`; the others need `augment_on="model"`;
+            on the TensorFlow backend `fit` gets its batches through
+            `loader_dataset`, without tf.data's autotuning), or `"auto"` (tf.data where TensorFlow is installed, else
             arrays). A preset field the chosen loader cannot apply raises
             a `ValueError` naming it, here. Defaults to `"auto"`.
         **overrides: single preset fields to override, e.g. `epochs=5`.
@@ -449,6 +450,7 @@ class ProductionModelBuilder:
             validation=val_ds is not None) + list(callbacks or []))
         if folder is not None:
             folder.write_config(resolved)
+        train_ds, val_ds = _fit_input(train_ds), _fit_input(val_ds)
         start = time.perf_counter()
         try:
             with multi_worker_fit(model, self.worker.count):
@@ -597,6 +599,17 @@ def _check_even_split(strategy: Any, batch_size: int, x_val: Any) -> None:
             f"{batch_size}) splits evenly over {shards} devices, e.g. the "
             f"first {usable}: validation keeps every image, so the last "
             "batch is not dropped")
+
+
+def _fit_input(data: Any) -> Any:
+    """`data` as `fit` should get it: an `ArrayLoader` on TensorFlow
+    becomes a tf.data pipeline without autotuning (`loader_dataset`)."""
+    if isinstance(data, ArrayLoader) and keras.backend.backend() == (
+            "tensorflow"):
+        from keras_regkit.data.pipeline import loader_dataset
+
+        return loader_dataset(data)
+    return data
 
 
 def _steps_per_epoch(data: Any) -> int | None:

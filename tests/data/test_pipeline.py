@@ -9,7 +9,9 @@ import keras
 from keras_regkit.data import alternating_flip_mask
 from keras_regkit.data import augmentation_model_layers
 from keras_regkit.data import get_augmentation
+from keras_regkit.data import ArrayLoader
 from keras_regkit.data import make_dataset
+from keras_regkit.data.pipeline import loader_dataset
 from tests.helpers import match_shift
 
 pytestmark = pytest.mark.requires_tensorflow
@@ -171,6 +173,31 @@ def test_pipelines_run_without_autotuning(cifar10_small, deterministic):
         # Every epoch (a fresh iterator each) still yields every batch.
         for _ in range(2):
             assert sum(len(b[0]) for b in dataset) == images
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_a_loader_as_tf_data_yields_its_epochs_in_order(training):
+    # What the builder hands `fit` for `loader="arrays"` on TensorFlow.
+    x = np.random.default_rng(0).integers(0, 256, (70, 8, 8, 3), "uint8")
+    y = np.arange(70) % 10
+
+    def loader():
+        return ArrayLoader(x, y, 16, training=training,
+                           augmentation=ALTERNATING if training else "none",
+                           num_classes=10, seed=5)
+
+    dataset = loader_dataset(loader())
+    assert dataset.options().autotune.enabled is False
+    assert int(dataset.cardinality()) == (4 if training else 5)
+    reference = loader()
+    for epoch in range(3):  # a fresh iterator each, as `fit` makes them
+        got = [tuple(part.numpy() for part in batch) for batch in dataset]
+        expected = [reference[i] for i in range(len(reference))]
+        assert len(got) == len(expected)
+        for (gx, gy), (ex, ey) in zip(got, expected):
+            np.testing.assert_array_equal(gx, ex)
+            np.testing.assert_array_equal(gy, ey)
+        reference.on_epoch_end()
 
 
 def test_trains_a_model(cifar10_small):

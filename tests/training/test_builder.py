@@ -518,3 +518,32 @@ def test_builder_trains_where_tensorflow_is_not_installed(tmp_path):
                  "final_model.keras", "summary.json"):
         assert (run / name).stat().st_size > 0, name
     assert not (run / "logs").exists()  # TensorBoard writes through tf
+
+
+@pytest.mark.requires_tensorflow
+def test_the_numpy_loader_feeds_tensorflow_without_autotuning(monkeypatch):
+    # Keras's own adapter for a PyDataset prefetches with tf.data's
+    # autotuning, which can stall `fit` between epochs on TensorFlow.
+    import tensorflow as tf
+
+    seen = []
+    fit = keras.Model.fit
+
+    def recording_fit(model, x=None, *args, **kwargs):
+        seen.append((x, kwargs.get("validation_data")))
+        return fit(model, x, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "fit", recording_fit)
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (130, 32, 32, 3), "uint8")
+    y = rng.integers(0, 10, 130)
+    builder = tiny_builder(loader="arrays", augmentation="flip")
+    _, history = builder.train(x[:100], y[:100], x[100:], y[100:],
+                               verbose=0)
+    assert history.epoch == [0, 1]
+    assert np.all(np.isfinite(history.history["val_loss"]))
+    (train, val), = seen
+    for data, batches in ((train, 2), (val, 1)):  # 100 // 50; 30 kept
+        assert isinstance(data, tf.data.Dataset)
+        assert data.options().autotune.enabled is False
+        assert int(data.cardinality()) == batches
