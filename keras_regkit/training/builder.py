@@ -88,8 +88,9 @@ class ProductionModelBuilder:
             `LOADER_AUGMENTATIONS`; the others need `augment_on="model"`;
             on the TensorFlow backend `fit` gets its batches through
             `loader_dataset`, without tf.data's autotuning), or `"auto"`
-            (tf.data where TensorFlow is installed, else arrays). A preset field the chosen loader cannot apply raises
-            a `ValueError` naming it, here. Defaults to `"auto"`.
+            (tf.data where TensorFlow is installed, else arrays). A preset
+            field the chosen loader cannot apply raises a `ValueError`
+            naming it, here. Defaults to `"auto"`.
         **overrides: single preset fields to override, e.g. `epochs=5`.
 
     Example:
