@@ -335,9 +335,9 @@ def loader_dataset(loader: keras.utils.PyDataset) -> tf.data.Dataset:
     Keras's own adapter for a `PyDataset` prefetches with tf.data's
     autotuning on, which can stall `fit` between epochs (see
     `without_autotune`). Here `PREFETCH_BATCHES` batches are prefetched
-    with autotuning off. Each pass yields `loader[0]`, ..., `loader[-1]`;
-    every pass after the first first calls `loader.on_epoch_end()`, so
-    consecutive passes see consecutive epochs of the loader, as under
+    with autotuning off. Each pass yields `loader[0]`, ..., `loader[-1]`.
+    Every pass but the first begins by calling `loader.on_epoch_end()`,
+    so consecutive passes see consecutive epochs of the loader, as under
     Keras's adapter.
     """
     count = len(loader)
