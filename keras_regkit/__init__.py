@@ -76,6 +76,7 @@ _PUBLIC = {
     "DropBlock2D": "keras_regkit.layers",
     "DropConnect": "keras_regkit.layers",
     "DropConnectDense": "keras_regkit.layers",
+    "FastConv2D": "keras_regkit.layers",
     "FusedBatchNormalization": "keras_regkit.layers",
     "GELU": "keras_regkit.layers",
     "GaussianWeightNoise": "keras_regkit.layers",

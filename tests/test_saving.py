@@ -99,6 +99,9 @@ def _models():
             keras.layers.Conv2D(4, 3),
             layers.FusedBatchNormalization(momentum=0.5)), loss="mse")),
         "GELU": _image_model(keras.layers.Conv2D(4, 3), layers.GELU()),
+        "FastConv2D": _trained(_compiled(_image_model(
+            layers.FastConv2D(4, 3, kernel_gradient="shifted_matmuls")),
+            loss="mse")),
         "ElasticNet": _dense_model(
             kernel_regularizer=regularizers.ElasticNet(1e-3, 1e-2)),
         "L2SP": _dense_model(

@@ -8,6 +8,7 @@ from keras_regkit.layers.drop_block import drop_block
 from keras_regkit.layers.drop_connect import DropConnect
 from keras_regkit.layers.drop_connect import DropConnectDense
 from keras_regkit.layers.drop_connect import drop_connect_kernel
+from keras_regkit.layers.fast_kernels import FastConv2D
 from keras_regkit.layers.fast_kernels import FusedBatchNormalization
 from keras_regkit.layers.fast_kernels import GELU
 from keras_regkit.layers.mc_dropout import MCDropout
@@ -26,6 +27,7 @@ __all__ = [
     "DropBlock2D",
     "DropConnect",
     "DropConnectDense",
+    "FastConv2D",
     "FusedBatchNormalization",
     "GELU",
     "GaussianWeightNoise",

@@ -1,4 +1,4 @@
-"""Tests for FusedBatchNormalization and GELU: Keras's functions, faster.
+"""Tests for FastConv2D, FusedBatchNormalization and GELU: Keras's, faster.
 
 Each is checked against the Keras layer or function it stands for, on the
 same weights and inputs: outputs, moving statistics and one SGD step (which
@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from keras_regkit.layers import GELU
+from keras_regkit.layers import FastConv2D
 from keras_regkit.layers import FusedBatchNormalization
 from tests.helpers import check_layer
 
@@ -269,3 +270,178 @@ def test_training_graph_runs_the_fused_op_and_inference_does_not():
                         ).get_concrete_function(x).graph
     assert "FusedBatchNormV3" not in {op.type for op in
                                       graph.get_operations()}
+
+
+# FastConv2D: Keras's Conv2D, with the kernel gradient as matmuls where
+# that is faster (TensorFlow, in training).
+
+
+def test_fast_conv_check_layer(tmp_path):
+    check_layer(FastConv2D, dict(filters=4, kernel_size=3, padding="same"),
+                (2, 5, 5, 3), tmp_path, expected_output_shape=(2, 5, 5, 4),
+                expected_num_trainable_weights=2,
+                expected_num_non_trainable_weights=0,
+                expected_num_seed_generators=0)
+
+
+def test_fast_conv_rejects_an_unknown_kernel_gradient():
+    with pytest.raises(ValueError, match="`kernel_gradient`.*'auto'.*"
+                       "Received: kernel_gradient='matmul'"):
+        FastConv2D(4, 3, kernel_gradient="matmul")
+
+
+def test_fast_conv_config_round_trip():
+    layer = FastConv2D(4, 3, padding="same", kernel_gradient="native")
+    again = FastConv2D.from_config(layer.get_config())
+    assert again.kernel_gradient == "native"
+    assert again.get_config() == layer.get_config()
+
+
+def _conv_twins(kwargs, input_shape, dtype="float32",
+                kernel_gradient="shifted_matmuls", seed=5):
+    """Keras's Conv2D and FastConv2D, built with the same weights."""
+    keras_conv = keras.layers.Conv2D(**kwargs, dtype=dtype)
+    fast_conv = FastConv2D(**kwargs, dtype=dtype,
+                           kernel_gradient=kernel_gradient)
+    keras_conv.build(input_shape)
+    fast_conv.build(input_shape)
+    rng = np.random.default_rng(seed)
+    weights = [rng.normal(size=w.shape).astype("float32")
+               for w in keras_conv.weights]
+    keras_conv.set_weights(weights)
+    fast_conv.set_weights(weights)
+    return keras_conv, fast_conv
+
+
+def _gradients(layer, x, upstream):
+    """The layer's output, and the gradients of `sum(output * upstream)`
+    for its input and each weight (TensorFlow's tape)."""
+    import tensorflow as tf
+
+    x = tf.convert_to_tensor(x)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = layer(x, training=True)
+        loss = tf.reduce_sum(tf.cast(y, tf.float32) * upstream)
+    grads = tape.gradient(loss, [x] + layer.trainable_variables)
+    return [_np(t) for t in [y] + grads]
+
+
+CONV_CASES = [
+    dict(filters=5, kernel_size=3, padding="same"),
+    dict(filters=5, kernel_size=3, padding="valid"),
+    dict(filters=2, kernel_size=2, padding="same"),  # uneven padding
+    dict(filters=3, kernel_size=(3, 2), padding="same", use_bias=False),
+    dict(filters=4, kernel_size=1, padding="valid"),
+]
+
+
+@pytest.mark.requires_tensorflow  # the matmul gradient is TensorFlow's
+@pytest.mark.parametrize("kwargs", CONV_CASES,
+                         ids=lambda k: f"{k['kernel_size']}-{k['padding']}")
+def test_shifted_matmul_gradients_equal_tensorflows(kwargs):
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(3, 6, 7, 4)).astype("float32")
+    keras_conv, fast_conv = _conv_twins(kwargs, x.shape)
+    upstream = rng.normal(size=keras_conv.compute_output_shape(x.shape)
+                          ).astype("float32")
+    expected = _gradients(keras_conv, x, upstream)
+    ours = _gradients(fast_conv, x, upstream)
+    assert len(ours) == len(expected) == (4 if fast_conv.use_bias else 3)
+    for name, a, b in zip(["output", "input", "kernel", "bias"], ours,
+                          expected):
+        assert a.shape == b.shape, name
+        # Sums of at most 3 * 6 * 7 float32 products of order-1 terms,
+        # added in another order: well within 1e-5 of the largest value.
+        np.testing.assert_allclose(a, b, rtol=0,
+                                   atol=1e-5 * np.abs(b).max(), err_msg=name)
+
+
+@pytest.mark.requires_tensorflow
+def test_auto_matmul_gradient_under_mixed_bfloat16_matches_tensorflows():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(8, 7, 7, 16)).astype("float32")
+    kwargs = dict(filters=8, kernel_size=3, padding="same")
+    keras_conv, fast_conv = _conv_twins(kwargs, x.shape,
+                                        dtype="mixed_bfloat16",
+                                        kernel_gradient="auto")
+    upstream = rng.normal(size=(8, 7, 7, 8)).astype("float32")
+    expected = _gradients(keras_conv, x, upstream)
+    ours = _gradients(fast_conv, x, upstream)
+    for name, a, b in zip(["output", "input", "kernel", "bias"], ours,
+                          expected):
+        # Both sum bfloat16 products in float32 and round the result to
+        # bfloat16 once: one rounding step of the largest value apart,
+        # at most.
+        np.testing.assert_allclose(a, b, rtol=0,
+                                   atol=BF16_STEP * np.abs(b).max(),
+                                   err_msg=name)
+
+
+def _kernel_gradient_ops(layer, input_shape, dtype, training=True):
+    """TensorFlow op types in the graph of the layer's input and kernel
+    gradients."""
+    import tensorflow as tf
+
+    x = tf.zeros(input_shape, dtype)
+
+    def grads(t):
+        with tf.GradientTape() as tape:
+            tape.watch(t)
+            y = layer(t, training=training)
+        return tape.gradient(y, [t, layer.kernel])
+
+    graph = tf.function(grads).get_concrete_function(x).graph
+    return {op.type for op in graph.get_operations()}
+
+
+@pytest.mark.requires_tensorflow  # which TensorFlow op runs
+def test_auto_takes_matmuls_only_for_small_bfloat16_maps():
+    def ops_for(size, dtype="mixed_bfloat16", training=True, **kwargs):
+        layer = FastConv2D(8, 3, padding="same", dtype=dtype, **kwargs)
+        return _kernel_gradient_ops(layer, (2, size, size, 4),
+                                    "float32", training)
+
+    from keras_regkit.layers import fast_kernels
+
+    limit = fast_kernels.SHIFTED_GRADIENT_MAX_POSITIONS
+    largest = int(np.sqrt(limit))  # 8x8 = 64 positions: the matmuls
+    small = ops_for(largest)
+    assert "Conv2DBackpropFilter" not in small
+    assert "MatMul" in small or "BatchMatMulV2" in small
+    # A 9x9 map (81 positions), float32, or inference: TensorFlow's op.
+    assert "Conv2DBackpropFilter" in ops_for(largest + 1)
+    assert "Conv2DBackpropFilter" in ops_for(largest, dtype="float32")
+    assert "Conv2DBackpropFilter" in ops_for(largest, training=False)
+    assert "Conv2DBackpropFilter" in ops_for(
+        largest, kernel_gradient="native")
+    # Strided convolutions keep TensorFlow's op even when asked.
+    strided = FastConv2D(8, 3, strides=2, padding="same",
+                         kernel_gradient="shifted_matmuls")
+    assert "Conv2DBackpropFilter" in _kernel_gradient_ops(
+        strided, (2, 16, 16, 4), "float32")
+    # And so does float32 at any size, unless asked.
+    forced = FastConv2D(8, 3, padding="same",
+                        kernel_gradient="shifted_matmuls")
+    assert "Conv2DBackpropFilter" not in _kernel_gradient_ops(
+        forced, (2, 16, 16, 4), "float32")
+
+
+def test_fast_conv_trains_as_keras_conv():
+    # On every backend: one SGD step moves the weights alike (JAX and
+    # PyTorch differentiate Keras's convolution their own way).
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(6, 7, 7, 3)).astype("float32")
+    y = rng.normal(size=(6, 4)).astype("float32")
+    kwargs = dict(filters=4, kernel_size=3, padding="same")
+    after = []
+    for conv in _conv_twins(kwargs, (None, 7, 7, 3)):
+        inputs = keras.Input((7, 7, 3))
+        outputs = keras.layers.GlobalAveragePooling2D()(conv(inputs))
+        model = keras.Model(inputs, outputs)
+        model.compile(keras.optimizers.SGD(0.5), "mse")
+        model.train_on_batch(x, y)
+        after.append([_np(w) for w in conv.weights])
+    for a, b in zip(*after):
+        np.testing.assert_allclose(a, b, rtol=0,
+                                   atol=1e-5 * np.abs(b).max())

@@ -59,8 +59,9 @@ def test_group_structure_and_resolutions():
     types = [type(l).__name__ for l in model.layers]
     assert types[1:4] == ["Normalization", "PatchWhitening", "GELU"]
     assert types[4:13] == [
-        "Conv2D", "MaxPooling2D", "FusedBatchNormalization", "ScaledBias",
-        "GELU", "Conv2D", "FusedBatchNormalization", "ScaledBias", "GELU",
+        "FastConv2D", "MaxPooling2D", "FusedBatchNormalization",
+        "ScaledBias", "GELU", "FastConv2D", "FusedBatchNormalization",
+        "ScaledBias", "GELU",
     ]
     assert types[-4:] == ["GlobalMaxPooling2D", "Dense", "Rescaling",
                           "Activation"]
