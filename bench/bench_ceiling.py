@@ -18,12 +18,18 @@ figure alike; each figure is the median over the rounds.
 precision and prints where the step's op time goes, by op type.
 `--compare-layers` also times the step of the same network built from
 Keras's own `BatchNormalization` and `Activation("gelu")`, in place of the
-`FusedBatchNormalization` and `GELU` it uses.
+`FusedBatchNormalization` and `GELU` it uses. `--compare-kernel-gradients`
+also times the step with TensorFlow's own kernel-gradient op in every
+`FastConv2D` (`kernel_gradient="native"`), and each convolution's kernel
+gradient alone both ways: TensorFlow's `Conv2DBackpropFilter` and
+`shifted_kernel_gradient`'s matmuls.
 
     python bench/bench_ceiling.py
     python bench/bench_ceiling.py --precisions mixed_bfloat16 --rounds 5 \\
         --profile /tmp/ceiling_profile
     python bench/bench_ceiling.py --precisions mixed_bfloat16 --compare-layers
+    python bench/bench_ceiling.py --precisions mixed_bfloat16 float32 \\
+        --compare-kernel-gradients
 
 Name the CPU (model and flags) with every figure: the script prints it.
 """
@@ -52,7 +58,10 @@ from _fast import training_gflop_per_image  # noqa: E402
 from _machine import machine_name  # noqa: E402
 
 from keras_regkit.layers import GELU  # noqa: E402
+from keras_regkit.layers import FastConv2D  # noqa: E402
 from keras_regkit.layers import FusedBatchNormalization  # noqa: E402
+from keras_regkit.layers.fast_kernels import (  # noqa: E402
+    shifted_kernel_gradient)
 from keras_regkit.models.fast_net import build_fast_net  # noqa: E402
 from keras_regkit.models.presets import get_preset  # noqa: E402
 from keras_regkit.training.recipe import compile_for_preset  # noqa: E402
@@ -86,10 +95,13 @@ def _keras_layer(layer):
     return layer.__class__.from_config(config)
 
 
-def build_step(precision, batch, optimizer, keras_layers=False):
+def build_step(precision, batch, optimizer, keras_layers=False,
+               kernel_gradient=None):
     """The preset's network, compiled as the preset compiles it.
 
-    With `keras_layers`, its batch norm and GELU layers are Keras's own.
+    With `keras_layers`, its batch norm and GELU layers are Keras's own;
+    `kernel_gradient` sets every `FastConv2D`'s (default: the layer's
+    own, `"auto"`).
     """
     keras.utils.set_random_seed(0)
     keras.mixed_precision.set_global_policy(precision)
@@ -104,6 +116,10 @@ def build_step(precision, batch, optimizer, keras_layers=False):
             model = keras.Model(model.input, outputs)
     finally:
         keras.mixed_precision.set_global_policy("float32")
+    if kernel_gradient is not None:  # read when the step is first traced
+        for layer in model._flatten_layers(include_self=False):
+            if isinstance(layer, FastConv2D):
+                layer.kernel_gradient = kernel_gradient
     compile_for_preset(model, get_preset("fast", optimizer=optimizer), 10,
                        steps_per_epoch=100, epochs=10, jit_compile=False)
     rng = np.random.default_rng(0)
@@ -156,6 +172,30 @@ def conv_fns(inputs, kernels, paddings):
         return grads
 
     return forward, forward_and_backward
+
+
+def kernel_gradient_fns(inputs, kernels, paddings):
+    """`[(TensorFlow's op, the shifted matmuls)]`, one pair a convolution.
+
+    Each function returns the kernel's gradient for an upstream gradient
+    of ones (any values cost the same).
+    """
+    pairs = []
+    for x, k, p in zip(inputs, kernels, paddings):
+        upstream = tf.ones(tf.nn.conv2d(x[:1], k, 1, p).shape[1:], x.dtype)
+        upstream = tf.tile(upstream[None], [x.shape[0], 1, 1, 1])
+        shape = tuple(k.shape.as_list())
+
+        def native(x=x, upstream=upstream, shape=shape, p=p):
+            return tf.raw_ops.Conv2DBackpropFilter(
+                input=x, filter_sizes=shape, out_backprop=upstream,
+                strides=[1, 1, 1, 1], padding=p)
+
+        def shifted(x=x, upstream=upstream, shape=shape, p=p):
+            return shifted_kernel_gradient(x, upstream, shape, p.lower())
+
+        pairs.append((tf.function(native), tf.function(shifted)))
+    return pairs
 
 
 def conv_gflop(shapes, model):
@@ -221,9 +261,14 @@ def main(argv=None):
     parser.add_argument("--compare-layers", action="store_true",
                         help="also time the step with Keras's own batch "
                         "norm and GELU layers")
+    parser.add_argument("--compare-kernel-gradients", action="store_true",
+                        help="also time the step with TensorFlow's own "
+                        "kernel-gradient op in every FastConv2D, and each "
+                        "convolution's kernel gradient both ways")
     args = parser.parse_args(argv)
-    figures = ("step", "keras_step", "forward", "both") if (
-        args.compare_layers) else ("step", "forward", "both")
+    figures = ("step",) + (("keras_step",) if args.compare_layers else ()) + (
+        ("native_step",) if args.compare_kernel_gradients else ()) + (
+        "forward", "both")
 
     print(machine_name())
     print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, batch "
@@ -240,15 +285,28 @@ def main(argv=None):
             "keras_step": (build_step(precision, args.batch, args.optimizer,
                                       keras_layers=True)[1]
                            if args.compare_layers else None),
+            "native_step": (build_step(precision, args.batch, args.optimizer,
+                                       kernel_gradient="native")[1]
+                            if args.compare_kernel_gradients else None),
+            "gradients": (kernel_gradient_fns(inputs, kernels,
+                                              [p for _, _, p in shapes])
+                          if args.compare_kernel_gradients else []),
+            "shapes": shapes,
             "step_gflop": training_gflop_per_image(model) * args.batch,
             "forward_gflop": conv_gflop(shapes, model),
         }
     times = {p: {k: [] for k in figures} for p in cases}
+    gradient_times = {p: [([], []) for _ in c["gradients"]]
+                      for p, c in cases.items()}
     for _ in range(args.rounds):
         for precision, case in cases.items():
             for key in figures:
                 times[precision][key].append(
                     _seconds(case[key], args.repeats))
+            for pair, (native, shifted) in zip(gradient_times[precision],
+                                               case["gradients"]):
+                pair[0].append(_seconds(native, args.repeats))
+                pair[1].append(_seconds(shifted, args.repeats))
     print(f"\n{'precision':<16s} {'what':<44s} {'s/batch':>8s} "
           f"{'GFLOP/s':>8s} {'share':>6s}")
     for precision, case in cases.items():
@@ -264,11 +322,25 @@ def main(argv=None):
         if "keras_step" in t:
             rows += (("step with Keras's BatchNormalization and gelu",
                       t["keras_step"], case["step_gflop"]),)
+        if "native_step" in t:
+            rows += (("step with TensorFlow's kernel-gradient op",
+                      t["native_step"], case["step_gflop"]),)
         for what, seconds, gflop in rows:
             print(f"{precision:<16s} {what:<44s} {seconds:8.3f} "
                   f"{gflop / seconds:8.0f} {seconds / t['step']:6.2f}")
         print(f"{precision:<16s} {'step img/s':<44s} "
               f"{args.batch / t['step']:8.0f}")
+    if args.compare_kernel_gradients:
+        print(f"\n{'precision':<16s} {'kernel gradient of':<34s} "
+              f"{'op ms':>8s} {'matmuls ms':>10s} {'op/matmuls':>10s}")
+        for precision, case in cases.items():
+            for (x, k, _), (native, shifted) in zip(
+                    case["shapes"], gradient_times[precision]):
+                op_ms = 1e3 * statistics.median(native)
+                mm_ms = 1e3 * statistics.median(shifted)
+                what = f"{x[1]}x{x[2]}x{x[3]} -> {k[3]}"
+                print(f"{precision:<16s} {what:<34s} {op_ms:8.1f} "
+                      f"{mm_ms:10.1f} {op_ms / mm_ms:10.2f}")
     if args.profile:
         for precision, case in cases.items():
             by_type = profile_step(case["step"], 3,

@@ -105,3 +105,39 @@ def test_its_profile_counts_the_convolutions(bench, tmp_path):
     assert all(seconds >= 0 for seconds in by_type.values())
     # Ops only: the executor's events, which contain them, are left out.
     assert "Process" not in by_type
+
+
+def test_its_kernel_gradients_agree_both_ways(bench):
+    model, _ = bench.build_step("float32", 2, "sgd")
+    shapes = bench.conv_shapes(model, 2)
+    inputs, kernels = bench.random_operands(shapes, "float32")
+    pairs = bench.kernel_gradient_fns(inputs, kernels, ["SAME"] * 6)
+    assert len(pairs) == 6
+    for (x, kernel, _), (native, shifted) in zip(shapes, pairs):
+        a, b = native().numpy(), shifted().numpy()
+        assert a.shape == b.shape == kernel
+        # Sums over 2 images' positions of order-1 float32 inputs.
+        np.testing.assert_allclose(b, a, rtol=0,
+                                   atol=1e-5 * np.abs(a).max())
+
+
+def test_the_native_step_uses_tensorflows_kernel_gradient(bench, capsys):
+    from keras_regkit.layers import FastConv2D
+
+    model, _ = bench.build_step("mixed_bfloat16", 2, "sgd",
+                                kernel_gradient="native")
+    convs = [layer for layer in model._flatten_layers(include_self=False)
+             if isinstance(layer, FastConv2D)]
+    assert len(convs) == 6
+    assert {layer.kernel_gradient for layer in convs} == {"native"}
+    bench.main(["--precisions", "mixed_bfloat16", "--batch", "2",
+                "--rounds", "1", "--repeats", "1",
+                "--compare-kernel-gradients"])
+    out = capsys.readouterr().out
+    assert re.search(r"^mixed_bfloat16 +step with TensorFlow's "
+                     r"kernel-gradient op +[\d.]+", out, re.MULTILINE)
+    rows = re.findall(r"^mixed_bfloat16 +(\d+x\d+x\d+ -> \d+) +([\d.]+) +"
+                      r"([\d.]+) +([\d.]+)$", out, re.MULTILINE)
+    assert [r[0] for r in rows] == [
+        "31x31x24 -> 64", "15x15x64 -> 64", "15x15x64 -> 256",
+        "7x7x256 -> 256", "7x7x256 -> 256", "3x3x256 -> 256"]
