@@ -275,6 +275,15 @@ def shifted_kernel_gradient(inputs: Tensor, upstream: Tensor,
     return tf.reshape(tf.stack(rows), kernel_shape)
 
 
+@functools.cache
+def _tf_sees_an_accelerator() -> bool:
+    """Whether TensorFlow has a GPU or TPU to place convolutions on."""
+    import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU")
+                or tf.config.list_physical_devices("TPU"))
+
+
 def _tf_conv_shifted_gradient(inputs: Tensor, kernel: Tensor,
                               padding: str) -> Tensor:
     import tensorflow as tf
@@ -317,7 +326,8 @@ class FastConv2D(keras.layers.Conv2D):
             (wherever the convolution allows it), or `"auto"`: the matmuls
             for a bfloat16 convolution with at most
             `SHIFTED_GRADIENT_MAX_POSITIONS` (64) output positions per
-            image, the op otherwise. Defaults to `"auto"`. JAX and PyTorch
+            image when TensorFlow sees no GPU or TPU (measured on CPUs
+            only), the op otherwise. Defaults to `"auto"`. JAX and PyTorch
             always differentiate the convolution their own way.
         **kwargs: `keras.layers.Conv2D`'s keyword arguments.
 
@@ -355,7 +365,8 @@ class FastConv2D(keras.layers.Conv2D):
         if self.padding == "valid":
             height, width = height - kh + 1, width - kw + 1
         return (keras.backend.standardize_dtype(inputs.dtype) == "bfloat16"
-                and height * width <= SHIFTED_GRADIENT_MAX_POSITIONS)
+                and height * width <= SHIFTED_GRADIENT_MAX_POSITIONS
+                and not _tf_sees_an_accelerator())
 
     def call(self, inputs: Tensor, training: Any = None) -> Tensor:
         self._in_training_call = bool(training)

@@ -358,13 +358,12 @@ def test_shifted_matmul_gradients_equal_tensorflows(kwargs):
 
 
 @pytest.mark.requires_tensorflow
-def test_auto_matmul_gradient_under_mixed_bfloat16_matches_tensorflows():
+def test_matmul_gradient_under_mixed_bfloat16_matches_tensorflows():
     rng = np.random.default_rng(2)
     x = rng.normal(size=(8, 7, 7, 16)).astype("float32")
     kwargs = dict(filters=8, kernel_size=3, padding="same")
     keras_conv, fast_conv = _conv_twins(kwargs, x.shape,
-                                        dtype="mixed_bfloat16",
-                                        kernel_gradient="auto")
+                                        dtype="mixed_bfloat16")
     upstream = rng.normal(size=(8, 7, 7, 8)).astype("float32")
     expected = _gradients(keras_conv, x, upstream)
     ours = _gradients(fast_conv, x, upstream)
@@ -396,7 +395,7 @@ def _kernel_gradient_ops(layer, input_shape, dtype, training=True):
 
 
 @pytest.mark.requires_tensorflow  # which TensorFlow op runs
-def test_auto_takes_matmuls_only_for_small_bfloat16_maps():
+def test_auto_takes_matmuls_only_for_small_bfloat16_maps(monkeypatch):
     def ops_for(size, dtype="mixed_bfloat16", training=True, **kwargs):
         layer = FastConv2D(8, 3, padding="same", dtype=dtype, **kwargs)
         return _kernel_gradient_ops(layer, (2, size, size, 4),
@@ -404,6 +403,9 @@ def test_auto_takes_matmuls_only_for_small_bfloat16_maps():
 
     from keras_regkit.layers import fast_kernels
 
+    # The rule for a CPU, whatever this machine has.
+    monkeypatch.setattr(fast_kernels, "_tf_sees_an_accelerator",
+                        lambda: False)
     limit = fast_kernels.SHIFTED_GRADIENT_MAX_POSITIONS
     largest = int(np.sqrt(limit))  # 8x8 = 64 positions: the matmuls
     small = ops_for(largest)
@@ -420,7 +422,11 @@ def test_auto_takes_matmuls_only_for_small_bfloat16_maps():
                          kernel_gradient="shifted_matmuls")
     assert "Conv2DBackpropFilter" in _kernel_gradient_ops(
         strided, (2, 16, 16, 4), "float32")
-    # And so does float32 at any size, unless asked.
+    # With a GPU or TPU in sight, "auto" leaves the gradient to its kernels.
+    monkeypatch.setattr(fast_kernels, "_tf_sees_an_accelerator",
+                        lambda: True)
+    assert "Conv2DBackpropFilter" in ops_for(largest)
+    # And float32 at any size takes the matmuls only when asked.
     forced = FastConv2D(8, 3, padding="same",
                         kernel_gradient="shifted_matmuls")
     assert "Conv2DBackpropFilter" not in _kernel_gradient_ops(
