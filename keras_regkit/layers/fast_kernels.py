@@ -1,11 +1,12 @@
-"""Batch norm and GELU that run on TensorFlow's fast CPU kernels.
+"""Convolution, batch norm and GELU that run on TensorFlow's fast CPU kernels.
 
 Keras 3 writes `BatchNormalization` and `gelu` from elementary ops on every
 backend. On TensorFlow's CPU, under `mixed_bfloat16`, that costs more than
 the convolutions around them: each elementwise op over a bfloat16 tensor is
 an Eigen kernel that converts every element to float32 and back, and batch
-norm's moments, normalization and gradient take a dozen of them. These two
-layers compute the same functions with fewer, faster kernels:
+norm's moments, normalization and gradient take a dozen of them. And
+oneDNN's kernel-gradient primitive for a convolution runs slowly on small
+feature maps. These layers compute the same functions with faster kernels:
 
 - `FusedBatchNormalization` trains through TensorFlow's fused batch-norm
   op (oneDNN's on the CPU): one kernel forward and one backward, with the
@@ -14,12 +15,15 @@ layers compute the same functions with fewer, faster kernels:
   differentiates in closed form (`Phi(x) + x * phi(x)`), each direction
   one XLA-fused loop over the tensor instead of a chain of elementwise
   kernels.
+- `FastConv2D` takes a small bfloat16 map's kernel gradient as matmuls of
+  shifted input windows, which oneDNN runs at full speed.
 
 In the `fast` preset's network (batch 1024, mixed bfloat16, 2 cores of an
-Intel Xeon with AMX) they took a training step from 2.0 s to 1.0 s
-(`python bench/bench_ceiling.py --compare-layers`). On JAX and PyTorch,
-whose compilers or fused kernels already do this, they are Keras's own
-layer and function.
+Intel Xeon with AMX) the first two took a training step from 2.0 s to
+1.0 s (`python bench/bench_ceiling.py --compare-layers`), and the third
+made it 1.07-1.11x faster again (`--compare-kernel-gradients`). On JAX and
+PyTorch, whose compilers or fused kernels already do this, they are
+Keras's own layers and functions.
 """
 
 from __future__ import annotations
