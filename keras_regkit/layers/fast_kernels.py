@@ -33,7 +33,6 @@ import math
 from typing import Any
 
 import keras
-import numpy as np  # noqa: F401 - the doctests use it
 from keras import ops
 
 from keras_regkit._registry import register
