@@ -237,7 +237,7 @@ def test_page_examples_run(page, tmp_path, monkeypatch):
     try:
         runner.run(test, out=report.append)
     finally:
-        keras.backend.clear_session()
+        keras.backend.clear_session(free_memory=False)
     assert runner.failures == 0, "".join(report)
     assert runner.tries == len(examples) > 0
 

@@ -105,7 +105,7 @@ def test_docstring_examples(name, tmp_path, monkeypatch):
         for test in sorted(tests, key=lambda t: t.lineno or 0):
             runner.run(test, out=report.append)
     finally:
-        keras.backend.clear_session()
+        keras.backend.clear_session(free_memory=False)
     results = runner.summarize(verbose=False)
     assert not results.failed, "".join(report)
     assert results.attempted == found

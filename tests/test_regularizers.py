@@ -13,7 +13,6 @@ from keras_regkit.regularizers import GroupLasso
 from keras_regkit.regularizers import apply_l2sp
 from keras_regkit.regularizers import group_lasso
 from tests.helpers import random_batch
-from tests.helpers import roundtrip_config
 from tests.helpers import save_and_reload
 
 

@@ -144,13 +144,19 @@ def _save_cached(path: Path, splits: Splits) -> None:
                       stacklevel=3)
 
 
-def _read(source: Path, shuffle_seed: int | None) -> Splits:
+def _decode(source: Path) -> tuple[Splits, str]:
+    """`(splits, layout)` of an archive or folder, in the order it lists."""
     read = _formats.read_archive if source.is_file() else _formats.read_folder
     try:
-        (x_train, y_train), (x_test, y_test), has_test, layout = read(
-            str(source))
+        train, test, has_test, layout = read(str(source))
     except tarfile.TarError as error:
         raise ValueError(f"{source} is not a readable tar archive: {error}")
+    return (train, test, has_test), layout
+
+
+def _shuffled(splits: Splits, layout: str,
+              shuffle_seed: int | None) -> Splits:
+    (x_train, y_train), (x_test, y_test), has_test = splits
     if layout == "tree" and shuffle_seed is not None:
         # Trees list images class by class; a fixed shuffle keeps any slice
         # (e.g. the last 10% used for validation) class-balanced.
@@ -160,6 +166,29 @@ def _read(source: Path, shuffle_seed: int | None) -> Splits:
         order = rng.permutation(len(x_test))
         x_test, y_test = x_test[order], y_test[order]
     return (x_train, y_train), (x_test, y_test), has_test
+
+
+def _read(source: Path, shuffle_seed: int | None) -> Splits:
+    return _shuffled(*_decode(source), shuffle_seed)
+
+
+# The embedded sample, decoded by the first `load_cifar10_sample` call of
+# the process: `{(mtime_ns, size) of the file: (splits, layout)}`.
+_SAMPLE_DECODED: dict[tuple[int, int], tuple[Splits, str]] = {}
+
+
+def _sample_splits(shuffle_seed: int | None) -> Splits:
+    stat = SAMPLE_PATH.stat()
+    key = (stat.st_mtime_ns, stat.st_size)
+    if key not in _SAMPLE_DECODED:
+        _SAMPLE_DECODED.clear()  # the file changed: forget the old one
+        _SAMPLE_DECODED[key] = _decode(SAMPLE_PATH)
+    splits, layout = _SAMPLE_DECODED[key]
+    (x_train, y_train), (x_test, y_test), has_test = _shuffled(
+        splits, layout, shuffle_seed)
+    # Fresh arrays on every call: a caller may change what it is given.
+    return ((x_train.copy(), y_train.copy()), (x_test.copy(), y_test.copy()),
+            has_test)
 
 
 def _finish(splits: Splits, source: Path) -> tuple[Split, Split]:
@@ -269,6 +298,9 @@ def load_cifar10_sample(shuffle_seed: int | None = 0) -> tuple[Split, Split]:
     the archive). Use it for examples, tutorials and smoke tests, not to
     report accuracy.
 
+    The images are decoded by the first call in a process (about 0.3 s)
+    and kept; later calls return copies, in the order `shuffle_seed` asks.
+
     Args:
         shuffle_seed: seed of the fixed order the images are returned in
             (`None`: class by class). Defaults to `0`.
@@ -289,8 +321,7 @@ def load_cifar10_sample(shuffle_seed: int | None = 0) -> tuple[Split, Split]:
             f"The embedded sample {SAMPLE_PATH} is missing from this "
             "installation; reinstall keras_regkit."
         )
-    splits = _read(SAMPLE_PATH, shuffle_seed)
-    return _finish(splits, SAMPLE_PATH)
+    return _finish(_sample_splits(shuffle_seed), SAMPLE_PATH)
 
 
 __all__ = ["CLASS_NAMES", "load_cifar10", "load_cifar10_sample"]

@@ -270,6 +270,31 @@ def test_sample_shapes_and_balance():
     assert np.bincount(y_train[:200, 0], minlength=10).min() >= 8
 
 
+def test_sample_is_decoded_once_and_every_call_gets_its_own_arrays(
+        monkeypatch):
+    (x, y), (x_val, y_val) = load_cifar10_sample(shuffle_seed=None)
+
+    def fail(path):
+        raise AssertionError("the sample was decoded a second time")
+
+    monkeypatch.setattr(_formats, "read_archive", fail)
+    x[:] = 0  # a caller changing its arrays changes nobody else's
+    y_val[:] = 9
+    (x2, y2), (x_val2, y_val2) = load_cifar10_sample(shuffle_seed=None)
+    assert x2.any() and (y_val2 != 9).any()
+    np.testing.assert_array_equal(y2, y)
+    assert (np.diff(y2[:, 0].astype(int)) >= 0).all()  # class by class
+    # A seed: the same images in another order, one order per seed.
+    (x3, y3), _ = load_cifar10_sample(shuffle_seed=3)
+    (x4, y4), _ = load_cifar10_sample(shuffle_seed=4)
+    (x5, y5), _ = load_cifar10_sample(shuffle_seed=3)
+    assert not np.array_equal(y3, y4)
+    np.testing.assert_array_equal(x5, x3)
+    np.testing.assert_array_equal(np.sort(y3[:, 0]), y2[:, 0])
+    np.testing.assert_array_equal(np.sort(x3.reshape(-1)),
+                                  np.sort(x2.reshape(-1)))
+
+
 def test_sample_is_the_original_jpegs(cifar10_archive):
     with tarfile.open(cifar10.SAMPLE_PATH) as tar:
         members = {m.name: tar.extractfile(m).read() for m in tar
