@@ -44,16 +44,18 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0 "
                       "--xla_cpu_use_fusion_emitters=false")
 
-import keras  # noqa: E402
-
-from tests.helpers import read_jpeg_subset  # noqa: E402
-from tests.helpers import shared_data_dir  # noqa: E402
+# Keras (and through it the backend) is imported inside the hooks and
+# fixtures, not here: under xdist the controlling process loads this file
+# too, and it never runs a test, so importing a backend there only delayed
+# the workers' start (2-3 s a pass).
 
 DATA_FIXTURES = ("cifar10_archive", "cifar10_small", "cifar10_batch")
 ARCHIVE_NAME = "cifar10_train_jpeg.tar.gz"
 
 
 def _archive_path():
+    from tests.helpers import shared_data_dir
+
     return shared_data_dir() / ARCHIVE_NAME
 
 
@@ -121,6 +123,8 @@ def _longest_first(items):
 
 
 def pytest_collection_modifyitems(config, items):
+    import keras
+
     _longest_first(items)  # a stable sort: order within a file is kept
     backend = keras.backend.backend()
     tf_skip = pytest.mark.skip(
@@ -192,6 +196,8 @@ def cifar10_small(cifar10_archive):
     The order is shuffled with a fixed seed so any prefix is class-balanced
     on average.
     """
+    from tests.helpers import read_jpeg_subset
+
     x, y = read_jpeg_subset(cifar10_archive, per_class=100)
     order = np.random.default_rng(0).permutation(len(x))
     return x[order], y[order]
@@ -206,5 +212,7 @@ def cifar10_batch(cifar10_small):
 
 @pytest.fixture(autouse=True)
 def _seed_everything():
+    import keras
+
     keras.utils.set_random_seed(1234)
     yield

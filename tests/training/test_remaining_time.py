@@ -1,10 +1,9 @@
 """The remaining-time estimate `regkit train` prints after its first epochs."""
 
-import time
-
 import keras
 import pytest
 
+from keras_regkit.training import _remaining_time
 from keras_regkit.training._remaining_time import RemainingTimeEstimate
 from keras_regkit.training._remaining_time import format_seconds
 from tests.helpers import toy_classifier
@@ -19,33 +18,46 @@ def test_format_seconds(seconds, text):
     assert format_seconds(seconds) == text
 
 
-class _Slow(keras.callbacks.Callback):
-    """Makes every epoch last at least `seconds`."""
+class _Clock:
+    """Stands in for `time.perf_counter`; epochs move it forward."""
 
-    def __init__(self, seconds):
+    def __init__(self):
+        self.now = 1000.0
+
+    def perf_counter(self):
+        return self.now
+
+
+class _Slow(keras.callbacks.Callback):
+    """Makes each epoch last `seconds[epoch]` on `clock`, without waiting."""
+
+    def __init__(self, clock, seconds):
         super().__init__()
-        self.seconds = seconds
+        self.clock, self.seconds = clock, seconds
 
     def on_epoch_end(self, epoch, logs=None):
-        time.sleep(self.seconds)
+        self.clock.now += self.seconds[epoch]
 
 
-def test_prints_after_the_first_two_epochs_only():
+def test_prints_after_the_first_two_epochs_only(monkeypatch):
+    clock = _Clock()
+    monkeypatch.setattr(_remaining_time, "time", clock)
     x, y = toy_data()
     lines = []
     model = toy_classifier("sgd")
-    # Callbacks run in order, so the sleep goes first: each epoch then
-    # takes at least 0.6 s by the time the estimate is measured.
+    # Callbacks run in order, so the clock moves before the estimate reads
+    # it: the first epoch (compilation included) takes 150 s, the next 61 s.
     model.fit(x, y, epochs=4, verbose=0,
-              callbacks=[_Slow(0.6), RemainingTimeEstimate(lines.append)])
-    assert len(lines) == 2
-    assert lines[0].startswith("epoch 1 took ")
-    assert "left for 3 more epochs (first epoch, compilation included" in (
-        lines[0])
-    assert "left for 2 more epochs (at the second epoch's pace" in lines[1]
-    # Two epochs left at >= 0.6 s each: at least 1.2 s, printed as >= 1 s.
-    left = lines[1].split("about ")[1].split(" left")[0]
-    assert left.endswith(" s") and int(left[:-2]) >= 1
+              callbacks=[_Slow(clock, [150, 61, 5, 5]),
+                         RemainingTimeEstimate(lines.append)])
+    assert lines == [
+        "epoch 1 took 2 min 30 s; about 7 min 30 s left for 3 more epochs "
+        "(first epoch, compilation included; early stopping may end the "
+        "run sooner)",
+        "epoch 2 took 1 min 01 s; about 2 min 02 s left for 2 more epochs "
+        "(at the second epoch's pace; early stopping may end the run "
+        "sooner)",
+    ]
 
 
 def test_nothing_when_no_epoch_is_left():
