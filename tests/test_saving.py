@@ -2,12 +2,15 @@
 
 One small model per serializable public class is saved on each backend
 (this process for TensorFlow, a subprocess each for JAX and PyTorch), then
-every backend's files are loaded in a fresh subprocess per backend that
-imports only `keras_regkit` and Keras: the full saved-on x loaded-on
-matrix, nine pairs, from five subprocesses. Each loader predicts the same
-inputs; the predictions must match the ones made before saving. The test
-starts its own processes on every backend, so it runs once, in the
-TensorFlow pass (marker `all_backends`).
+every backend's files are loaded on every backend: the full saved-on x
+loaded-on matrix, nine pairs, from three subprocesses. TensorFlow loads
+them in a fresh process that imports only `keras_regkit` and Keras, so a
+class that only registers itself once some other module is imported fails
+there, whichever backend saved it; JAX and PyTorch load them in the process
+that saved their own (starting a whole Keras is most of the time). Each
+loader predicts the same inputs; the predictions must match the ones made
+before saving. The test starts its own processes on every backend, so it
+runs once, in the TensorFlow pass (marker `all_backends`).
 """
 
 import importlib.util
@@ -148,12 +151,18 @@ MODEL_FAMILIES = (keras.layers.Layer, keras.regularizers.Regularizer,
                   keras.optimizers.schedules.LearningRateSchedule,
                   keras.optimizers.Optimizer)
 
+# Loads every folder named on the command line once a line "load" arrives
+# on stdin (the savers have finished by then), and writes what each model
+# predicts. Alone, it is the fresh process: nothing but `keras_regkit` and
+# Keras is imported before the loading starts.
 LOADER = textwrap.dedent("""
     import json, sys
     import numpy as np
     import keras_regkit  # the only keras_regkit import
     import keras
 
+    if sys.stdin.readline().strip() != "load":
+        sys.exit("no go-ahead to load")
     for folder in sys.argv[1:]:
         names = json.load(open(folder + "/names.json"))
         inputs = np.load(folder + "/inputs.npz")
@@ -197,12 +206,16 @@ def save_models(folder):
     (folder / "names.json").write_text(json.dumps(sorted(inputs)))
 
 
-SAVER = textwrap.dedent("""
+# Saves this backend's models (argv: the repository, its folder, then every
+# backend's folder), says so on stdout, then goes on as LOADER.
+SAVE_THEN_LOAD = textwrap.dedent("""
     import sys
     sys.path.insert(0, sys.argv[1])
     from tests.test_saving import save_models
     save_models(sys.argv[2])
-""")
+    print("saved", flush=True)
+    sys.argv = sys.argv[:1] + sys.argv[3:]
+""") + LOADER
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -213,49 +226,63 @@ def _require(backend):
                     "to add it)")
 
 
-def _start(script, backend, *args):
+def _start(script, backend, log, *args):
     env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
-    return subprocess.Popen(
-        [sys.executable, "-c", script, *map(str, args)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-        env=env, cwd=ROOT)
+    with open(log, "w") as errors:
+        return subprocess.Popen(
+            [sys.executable, "-c", script, *map(str, args)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors,
+            text=True, env=env, cwd=ROOT)
 
 
-def _wait(processes):
-    """`{backend: error text or None}` once every process has ended."""
-    errors = {}
-    for backend, process in processes.items():
-        try:
-            _, stderr = process.communicate(timeout=600)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            _, stderr = process.communicate()
-        errors[backend] = (None if process.returncode == 0
-                           else f"on {backend}: {stderr[-3000:]}")
-    return errors
+def _error(backend, process, log):
+    return f"on {backend} (exit {process.returncode}): " + (
+        Path(log).read_text()[-3000:])
 
 
 @pytest.fixture(scope="module")
 def loaded(tmp_path_factory):
     """Saves on every installed backend, then loads everything on each.
 
-    The two saver subprocesses run side by side, then the three loaders:
-    each starts a whole Keras, most of its time, and they do not share
-    files they write.
+    All three processes start at once, since starting a Keras is most of
+    their time: the JAX and PyTorch ones save, the TensorFlow one (a fresh
+    loader) imports while this process saves TensorFlow's models. Once
+    every saver has finished, each is told to load. Returns the folders
+    and `{backend: error text or None}`.
     """
     root = tmp_path_factory.mktemp("saved")
     installed = [b for b in BACKENDS if importlib.util.find_spec(b)]
     folders = {backend: root / backend for backend in installed}
-    savers = {backend: _start(SAVER, backend, ROOT, folders[backend])
-              for backend in installed if backend != keras.backend.backend()}
-    if keras.backend.backend() in folders:
-        save_models(folders[keras.backend.backend()])
-    saver_errors = _wait(savers)
-    for error in saver_errors.values():
-        assert error is None, error
-    loaders = {backend: _start(LOADER, backend, *folders.values())
-               for backend in installed}
-    return folders, _wait(loaders)
+    here = keras.backend.backend()
+    logs = {backend: root / f"{backend}.log" for backend in installed}
+    processes = {
+        backend: (_start(LOADER, backend, logs[backend], *folders.values())
+                  if backend == here else
+                  _start(SAVE_THEN_LOAD, backend, logs[backend], ROOT,
+                         folders[backend], *folders.values()))
+        for backend in installed}
+    try:
+        if here in folders:
+            save_models(folders[here])
+        for backend, process in processes.items():
+            if backend != here:
+                if "saved\n" not in iter(process.stdout.readline, ""):
+                    process.wait()
+                    pytest.fail(_error(backend, process, logs[backend]))
+        for process in processes.values():
+            process.stdin.write("load\n")
+            process.stdin.flush()  # communicate() then closes it
+        errors = {}
+        for backend, process in processes.items():
+            process.communicate(timeout=600)
+            errors[backend] = (None if process.returncode == 0 else
+                               _error(backend, process, logs[backend]))
+    finally:
+        for process in processes.values():
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    return folders, errors
 
 
 @pytest.mark.slow
