@@ -66,14 +66,16 @@ def main(argv: list[str] | None = None) -> int:
         (32, 32, 3), 10, "small", seed=args.seed, strategy=strategy,
         conv_filters=(8, 16), dense_units=(32,), batch_norm=False,
         dropout_conv=0.0, dropout_dense=0.0, augmentation="none",
-        epochs=args.epochs, batch_size=args.batch_size)
+        lr_schedule="cosine", epochs=args.epochs, batch_size=args.batch_size)
     _, history = builder.train(
         x[:args.train_size], y[:args.train_size], x_val[:200], y_val[:200],
         run_dir=args.run_dir, verbose=0)
     worker = builder.worker
     losses = [round(float(v), 6) for v in history.history["loss"]]
+    # `epochs_run`: the epochs this command trained (a resumed run starts
+    # after its last finished one); `losses` holds every epoch's.
     print(json.dumps({"worker": worker.index, "workers": worker.count,
-                      "losses": losses}))
+                      "epochs_run": list(history.epoch), "losses": losses}))
     writer = "this worker" if worker.chief else "the chief"
     print(f"worker {worker.index} of {worker.count}: training losses "
           f"{losses}; run folder {args.run_dir}, written by {writer}")

@@ -6,9 +6,11 @@ Usage: python tests/_drivers/train_run.py RUN_DIR REPORT_JSON
 narrow conv stages, 3 epochs and a cosine learning-rate schedule trains on
 1,000 training and 200 validation images of the embedded CIFAR-10 sample
 (10 steps per epoch) with `run_dir=RUN_DIR`, through tf.data on
-TensorFlow and the NumPy loader on JAX and PyTorch. `REGKIT_DRIVER_HOOK` chooses
-where the process stops and waits to be killed (it writes the file named by
-`REGKIT_DRIVER_MARKER`, then sleeps):
+TensorFlow and the NumPy loader on JAX and PyTorch. The settings are those
+of `examples/multi_worker.py`, so that a job this driver started can be
+resumed by the README's commands (tests/training/test_workers.py).
+`REGKIT_DRIVER_HOOK` chooses where the process stops and waits to be killed
+(it writes the file named by `REGKIT_DRIVER_MARKER`, then sleeps):
 
 - `batch:E:B`: at the end of batch B (0-based) of epoch E (0-based);
 - `keras_save:N`: during the N-th `.keras` save of this process, after
@@ -34,8 +36,10 @@ import keras
 from keras_regkit.training.builder import ProductionModelBuilder
 from keras_regkit.data import load_cifar10_sample
 
-CONFIG = dict(seed=0, conv_filters=(8, 16), dense_units=(32,), epochs=3,
-              batch_size=100, lr_schedule="cosine", augmentation="flip")
+CONFIG = dict(seed=0, conv_filters=(8, 16), dense_units=(32,),
+              batch_norm=False, dropout_conv=0.0, dropout_dense=0.0,
+              augmentation="none", lr_schedule="cosine", epochs=3,
+              batch_size=100)
 N_TRAIN, N_VAL = 1000, 200
 
 

@@ -1,11 +1,11 @@
-"""Several workers, one run folder: roles, TF_CONFIG checks, real jobs.
+"""Several workers, one run folder: roles, TF_CONFIG checks, a real job.
 
-The two-worker tests start two processes of
+The two-worker test starts two processes of
 `tf.distribute.MultiWorkerMirroredStrategy` on 127.0.0.1, each with its own
-`TF_CONFIG` as on two machines: the README's commands
-(`examples/multi_worker.py`), and `tests/_drivers/train_run.py`, which
-pauses where the test SIGKILLs the job. Both train on the embedded CIFAR-10
-sample.
+`TF_CONFIG` as on two machines: `tests/_drivers/train_run.py`, which
+pauses where the test SIGKILLs the job, then the README's commands
+(`examples/multi_worker.py`, the same settings), which resume it. Both
+train on the embedded CIFAR-10 sample.
 """
 
 import csv
@@ -206,28 +206,43 @@ def logs(tmp_path, tag):
                      for i in range(2))
 
 
-def finish_job(procs, tmp_path, tag, timeout=300):
-    for proc in procs:
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            for p in procs:
-                p.kill()
-            pytest.fail(f"{tag} did not finish:\n" + logs(tmp_path, tag))
-    assert [p.returncode for p in procs] == [0, 0], logs(tmp_path, tag)
-    return [json.loads((tmp_path / f"{tag}-report{i}.json").read_text())
-            for i in range(2)]
-
-
 def history_rows(run_dir):
     with open(run_dir / "history.csv") as f:
         return list(csv.DictReader(f))
 
 
+def load_example():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("multi_worker", EXAMPLE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def readme_commands(run):
+    """Runs the README's two commands (examples/multi_worker.py on two
+    workers on 127.0.0.1); returns each worker's stdout."""
+    hosts = [f"127.0.0.1:{p}" for p in free_ports(2)]
+    procs = [subprocess.Popen(
+        [sys.executable, str(EXAMPLE), "--run-dir", str(run)],
+        env=dict(os.environ, KERAS_BACKEND="tensorflow",
+                 TF_CPP_MIN_LOG_LEVEL="2", TF_CONFIG=tf_config(hosts, i)),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for i in range(2)]
+    outputs = [p.communicate(timeout=300) for p in procs]
+    for proc, (out, err) in zip(procs, outputs):
+        assert proc.returncode == 0, err[-3000:]
+    return [out for out, _ in outputs]
+
+
+# One job covers both: the driver (the example's settings, with a pause
+# point) is SIGKILLed on two workers, and the README's commands resume it.
 @pytest.mark.requires_tensorflow  # tf.distribute.MultiWorkerMirroredStrategy
 @pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
-def test_two_workers_match_one_process_and_resume_after_sigkill(tmp_path):
+def test_a_killed_two_worker_job_resumes_with_the_readme_commands(
+        tmp_path, monkeypatch, capsys):
     from tests._drivers.train_run import CONFIG, N_TRAIN, N_VAL, tiny_builder
     from keras_regkit.data import load_cifar10_sample
 
@@ -260,12 +275,18 @@ def test_two_workers_match_one_process_and_resume_after_sigkill(tmp_path):
     with pytest.raises(ValueError, match="committed by 2"):
         tiny_builder().train(*data, run_dir=run, verbose=0)
     assert {p: p.stat().st_mtime_ns for p in run.rglob("*")} == before
-    # 3. The same job again resumes at epoch 1 and finishes.
-    reports = finish_job(start_job(run, tmp_path, tag="resumed"), tmp_path,
-                         "resumed")
-    for report in reports:
-        assert report["epochs_run"] == [1, 2]
-        assert report["iterations"] == CONFIG["epochs"] * steps
+    # 3. The README's two commands resume it at epoch 1 and finish.
+    outputs = readme_commands(run)
+    reports = [json.loads(out.splitlines()[-2]) for out in outputs]
+    assert [(r["worker"], r["workers"]) for r in reports] == [(0, 2), (1, 2)]
+    assert [r["epochs_run"] for r in reports] == [[1, 2], [1, 2]]
+    assert "written by this worker" in outputs[0]
+    assert "written by the chief" in outputs[1]
+    # Both workers report the loss averaged over the whole global batch of
+    # 100 (50 images each), so they agree exactly; the history they return
+    # holds the killed job's first epoch too.
+    assert reports[0]["losses"] == reports[1]["losses"]
+    assert len(reports[0]["losses"]) == 3
     assert [int(r["epoch"]) for r in history_rows(run)] == [0, 1, 2]
     summary = json.loads((run / "summary.json").read_text())
     assert summary["epochs_recorded"] == 3
@@ -277,56 +298,21 @@ def test_two_workers_match_one_process_and_resume_after_sigkill(tmp_path):
         {"config.yaml", "history.csv", "best_model.keras",
          "best_model.best.json", "final_model.keras", "summary.json",
          "training_curves.png", "overfitting_detector.json", "logs"})
-    keras.saving.load_model(run / "final_model.keras")
-
-
-def load_example():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("multi_worker", EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.mark.requires_tensorflow  # tf.distribute.MultiWorkerMirroredStrategy
-@pytest.mark.slow
-def test_the_readme_commands_train_what_one_process_trains(
-        tmp_path, monkeypatch, capsys):
-    # The README's two commands (examples/multi_worker.py on two workers on
-    # 127.0.0.1), then the same script in one process.
-    run = tmp_path / "run"
-    hosts = [f"127.0.0.1:{p}" for p in free_ports(2)]
-    procs = [subprocess.Popen(
-        [sys.executable, str(EXAMPLE), "--run-dir", str(run)],
-        env=dict(os.environ, KERAS_BACKEND="tensorflow",
-                 TF_CPP_MIN_LOG_LEVEL="2", TF_CONFIG=tf_config(hosts, i)),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for i in range(2)]
-    outputs = [p.communicate(timeout=300) for p in procs]
-    for proc, (out, err) in zip(procs, outputs):
-        assert proc.returncode == 0, err[-3000:]
-    reports = [json.loads(out.splitlines()[-2]) for out, _ in outputs]
-    assert [(r["worker"], r["workers"]) for r in reports] == [(0, 2), (1, 2)]
-    assert "written by this worker" in outputs[0][0]
-    assert "written by the chief" in outputs[1][0]
-    assert json.loads((run / "summary.json").read_text())[
-        "epochs_recorded"] == 3
-    assert not private_folder(run, WorkerRole(1, 2, False)).exists()
+    final = keras.saving.load_model(run / "final_model.keras")
+    assert int(final.optimizer.iterations.numpy()) == CONFIG["epochs"] * steps
+    # 4. The same script in one process (no TF_CONFIG). Its first epoch
+    # adds the same numbers in another order (the loss over 100 images,
+    # the gradients without an all-reduce), so it differs from the
+    # workers' by float32 rounding (about 6e-8 relative per operation) that
+    # ten steps carry through the weights. 1e-4 relative is far above that,
+    # and far below what a wrong split gives: a worker training on its own
+    # half, or images counted twice, moves the loss by more than 1e-2.
+    # (Later epochs drift further apart as the rounding compounds.)
     monkeypatch.delenv("TF_CONFIG", raising=False)
+    capsys.readouterr()
     assert load_example().main(["--run-dir", str(tmp_path / "one")]) == 0
     one_process = json.loads(capsys.readouterr().out.splitlines()[-2])
-    assert one_process["workers"] == 1
-    # Both workers report the loss averaged over the whole global batch of
-    # 100 (50 images each), so they agree exactly. The one-process run
-    # adds the same numbers in another order (the loss over 100 images,
-    # the gradients without an all-reduce), so its first epoch differs by
-    # float32 rounding (about 6e-8 relative per operation) that ten steps
-    # carry through the weights. 1e-4 relative is far above that, and far
-    # below what a wrong split gives: a worker training on its own half,
-    # or images counted twice, moves the loss by more than 1e-2. (Later
-    # epochs drift further apart as the rounding compounds.)
-    assert reports[0]["losses"] == reports[1]["losses"]
-    assert len(reports[0]["losses"]) == len(one_process["losses"]) == 3
+    assert one_process["workers"] == 1 and len(one_process["losses"]) == 3
+    assert one_process["epochs_run"] == [0, 1, 2]
     assert reports[0]["losses"][0] == pytest.approx(
         one_process["losses"][0], rel=1e-4)
