@@ -168,6 +168,26 @@ def pytest_collection_modifyitems(config, items):
                 "once, in the TensorFlow pass"))
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config):
+    """Ends an xdist worker at once, once its results are with the main process.
+
+    By now the worker has sent every report and its `workerfinished`
+    event (xdist does so in `pytest_sessionfinish`), and the other plugins
+    have unconfigured. What is left is the interpreter's own shutdown: with
+    a backend loaded and thousands of traced functions and compiled models
+    to free, it took 2-3 s a pass, during which the main process waited
+    (2 AMX Xeon cores). The main process writes the junit report and the
+    summary, so it ends normally.
+    """
+    if hasattr(config, "workerinput"):
+        import sys
+
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+
+
 def pytest_runtest_setup(item):
     if item.get_closest_marker("requires_data") is None:
         return
