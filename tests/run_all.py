@@ -135,8 +135,9 @@ def _side_by_side():
     subprocess, or done while the other finishes), and run at full speed
     once it has ended. The work is the same; the idle time is filled. On 2
     AMX Xeon cores the whole suite took 307 s so (the cores 99% busy)
-    against 320-325 s one pass after another (94% busy), with about 1.5 GB
-    of memory a worker. `REGKIT_TEST_SERIAL=1` runs one pass after another,
+    against 320-325 s one pass after another (94% busy), in runs minutes
+    apart (the machine's speed varies by up to 10%), with about 5 GB of
+    memory in use at the peak. `REGKIT_TEST_SERIAL=1` runs one pass after another,
     with each pass's output as it comes and its own time.
     """
     return (os.environ.get("REGKIT_TEST_SERIAL", "") in ("", "0")
