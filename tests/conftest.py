@@ -36,13 +36,19 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # compile as the classic ones: turned off, XLA's compile time on the
 # training tests fell from 31 s to 14 s, and the files' time from 93 s to
 # 72 s (one process); the whole JAX pass (two workers) took 187-191 s
-# against 229-233 s with them (2 AVX512-BF16 cores, 2026-12-02). Both change
+# against 229-233 s with them (2 AVX512-BF16 cores, 2026-12-02). XLA also
+# splits each program's machine-code generation into parts for threads to
+# compile side by side, which for programs this small costs more than it
+# saves, and the two workers already fill the cores: with one part the JAX
+# pass took 196 + 10 and 199 + 11 CPU-s (user + system) against 207 + 13
+# and 214 + 12, back to back (2 AMX Xeon cores, 2026-12-03). These change
 # how fast the compiled code runs and at most the float32 rounding of what
 # it computes, which every tolerance allows for. Set before Keras starts a
 # backend (subprocesses that tests start inherit it); an XLA_FLAGS already
 # set is kept as it is.
 os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0 "
-                      "--xla_cpu_use_fusion_emitters=false")
+                      "--xla_cpu_use_fusion_emitters=false "
+                      "--xla_cpu_parallel_codegen_split_count=1")
 
 # Keras (and through it the backend) is imported inside the hooks and
 # fixtures, not here: under xdist the controlling process loads this file
