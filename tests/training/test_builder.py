@@ -414,14 +414,14 @@ def test_fast_preset_trains_with_its_tricks(cifar10_small, tmp_path):
     assert isinstance(in_run[-1], RunBackup)
     assert any(isinstance(c, Lookahead) and c in in_run
                for c in in_run[-1].callbacks)
-    model, history = builder.train(x[:600], y[:600], x[600:800], y[600:800],
-                                   verbose=0)
+    model, history = builder.train(x[:300], y[:300], x[300:400],
+                                   y[300:400], verbose=0)
     stem = [layer for layer in model.layers
             if isinstance(layer, PatchWhitening)]
     assert len(stem) == 1 and stem[0].adapted
     assert stem[0].bias_trainable_now  # trained for 3 epochs, this run has 2
     assert len(history.history["loss"]) == 2
-    x_test, y_test = x[800:], np.asarray(y[800:]).reshape(-1)
+    x_test, y_test = x[900:], np.asarray(y[900:]).reshape(-1)
     probs = model.predict(x_test.astype("float32") / 255.0, verbose=0)
     plain = builder.evaluate(model, x_test, y_test)
     assert plain["accuracy"] == pytest.approx(
