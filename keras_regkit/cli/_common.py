@@ -127,7 +127,11 @@ def load_model(path: StrPath, unsafe: bool = False) -> keras.Model:
     """Loads a `.keras` file with keras_regkit's objects registered.
 
     Safe mode stays on (a file cannot run code) unless `unsafe` is asked,
-    and then a warning goes to stderr.
+    and then a warning goes to stderr. The commands only predict, so the
+    model is loaded without its training configuration (`compile=False`):
+    a model compiled on PyTorch records its optimizer under a module of
+    Keras's PyTorch backend, which a plain `load_model` cannot import
+    where torch is not installed.
 
     Args:
         path: the `.keras` file.
@@ -148,4 +152,4 @@ def load_model(path: StrPath, unsafe: bool = False) -> keras.Model:
         print("regkit: warning: --unsafe loads the model with "
               "safe_mode=False; code stored in the file will run. Only use "
               "it on files you trust.", file=sys.stderr)
-    return keras.saving.load_model(path, safe_mode=not unsafe)
+    return keras.saving.load_model(path, compile=False, safe_mode=not unsafe)
